@@ -1,0 +1,133 @@
+"""The REST API Lambda: Powertools' API Gateway resolver over the job service.
+
+The same handler serves API Gateway in AWS and the local gateway on a laptop.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from mpr.errors import MprError
+from mpr.idempotency import register_lambda_context
+from mpr.logs import service_logger
+from mpr.service import JobService
+from mpr.settings import get_settings
+from mpr.specs import CreateJobRequest, validation_message
+
+logger = service_logger()
+app = APIGatewayRestResolver(enable_validation=True)
+app.enable_swagger(path="/api/docs", title="MPR job API")
+
+
+class UploadRequest(BaseModel):
+    filename: str = Field(description="Name of the file to upload; becomes the last part of the key.")
+
+
+@functools.cache
+def service() -> JobService:
+    from mpr.events import publisher
+
+    settings = get_settings()
+    return JobService(settings, on_change=publisher(settings))
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+def _error(status: int, code: str, message: str) -> Response[dict]:
+    return _json(status, {"error": {"code": code, "message": message}})
+
+
+@app.exception_handler(MprError)
+def _domain_error(error: MprError) -> Response[dict]:
+    if error.http_status >= 500:
+        logger.exception("request failed")
+    return _error(error.http_status, error.code, error.message)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[dict]:
+    _, message = validation_message(list(error.errors()))
+    return _error(422, "validation_error", message)
+
+
+@app.get("/api/health")
+def health() -> dict:
+    return {"status": "ok"}
+
+
+@app.post("/api/uploads")
+def create_upload(body: Annotated[UploadRequest, Body()]) -> Response[dict]:
+    return _json(201, service().create_upload(body.filename))
+
+
+@app.post("/api/jobs")
+def create_job(
+    body: Annotated[CreateJobRequest, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response[dict]:
+    job = service().create(body, idempotency_key)
+    logger.append_keys(job_id=job.id)
+    return _json(201, service().view(job), {"Location": f"/api/jobs/{job.id}"})
+
+
+@app.get("/api/jobs")
+def list_jobs(
+    status: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query()] = 20,
+    next_token: Annotated[str | None, Query()] = None,
+) -> dict:
+    jobs, token = service().list(status, limit, next_token)
+    return {"items": [service().view(job) for job in jobs], "next_token": token}
+
+
+@app.get("/api/jobs/<job_id>")
+def get_job(job_id: str) -> dict:
+    return service().view(service().get(job_id))
+
+
+@app.post("/api/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> dict:
+    return service().view(service().cancel(job_id))
+
+
+@app.post("/api/jobs/<job_id>/retry")
+def retry_job(job_id: str) -> dict:
+    return service().view(service().retry(job_id))
+
+
+@app.post("/api/jobs/<job_id>/callback")
+def job_callback(job_id: str) -> dict:
+    """Reports from the lambda executor; signed per attempt (see mpr.callback)."""
+    event = app.current_event
+    body = event.decoded_body.encode() if isinstance(event.decoded_body, str) else (event.decoded_body or b"")
+    return service().view(service().callback(job_id, dict(event.headers or {}), body))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    register_lambda_context(context)
+    refused = refuse_form_body(event)
+    return refused or app.resolve(event, context)
+
+
+def refuse_form_body(event: dict) -> dict | None:
+    """A body sent as a form (curl -d without a content type) is refused with a reason, not misread.
+
+    NOTE: checked before the resolver because its request validation runs ahead of any middleware.
+    """
+    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    if not event.get("body") or "json" in headers.get("content-type", "json").lower():
+        return None
+    error = {"error": {"code": "unsupported_media_type",
+                       "message": "send the request body as JSON with Content-Type: application/json"}}
+    return {"statusCode": 415, "headers": {"Content-Type": "application/json"}, "body": json.dumps(error)}

@@ -1,0 +1,1 @@
+"""The laptop stack: local stand-ins for AWS, the Celery worker and the HTTP gateway."""

@@ -1,0 +1,192 @@
+"""One job's work, start to finish. The Celery task and the FFmpeg Lambda both call `run`.
+
+Where state changes go is the reporter's business: the job table directly (local executor) or the
+signed callback (lambda executor). Everything else is the same code on both.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mpr.errors import ConflictError, InputError, JobCancelled, JobFailure, MprError, UnauthorizedError
+from mpr.ffmpeg import Cut, encode_argv, run_ffmpeg, stream_copy_argv
+from mpr.jobs import Job
+from mpr.presets import PRESETS, TRIM_DEFAULT_PRESET, Preset
+from mpr.probe import (
+    MediaInfo,
+    check_output,
+    check_source,
+    check_trim_range,
+    keyframe_at_or_before,
+    probe,
+)
+from mpr.settings import Settings
+from mpr.specs import parse_s3_uri
+from mpr.storage import MediaStorage
+
+logger = logging.getLogger(__name__)
+
+# Share of the progress bar each phase fills; FFmpeg's own progress fills the rest.
+PROGRESS_PROBED = 3
+PROGRESS_ENCODED = 95
+PROGRESS_VERIFIED = 97
+FAST_TRIM_END_SLACK_FRAMES = 3  # stream copy can only stop on a whole packet, after B-frame reordering
+
+
+class Reporter(Protocol):
+    def start(self) -> Job: ...
+
+    def progress(self, percent: int, force: bool = False) -> bool: ...
+
+    def complete(self, result: dict) -> None: ...
+
+    def fail(self, error: str) -> None: ...
+
+
+@dataclass
+class Plan:
+    argv: list[str]
+    expected_seconds: float
+    needs_video: bool
+    tolerance: float
+    trim_result: dict
+
+
+def run(reporter: Reporter, storage: MediaStorage, settings: Settings) -> Job | None:
+    """Claim the job, do it, and report the outcome. Returns the claimed job, or None when skipped."""
+    try:
+        job = reporter.start()
+    except (ConflictError, UnauthorizedError) as error:
+        logger.info("job not claimable, skipped", extra={"reason": error.message})
+        return None
+    logger.info("job started", extra={"job_id": job.id, "attempt": job.attempt})
+    scratch = Path(tempfile.mkdtemp(prefix=f"mpr-{job.id}-", dir=settings.scratch_dir))
+    try:
+        _process(job, scratch, reporter, storage, settings)
+    except JobCancelled:
+        logger.info("job stopped: no longer ours", extra={"job_id": job.id})
+    except JobFailure as error:
+        logger.info("job failed", extra={"job_id": job.id, "error": error.message,
+                                         "stderr_tail": getattr(error, "stderr_tail", "")})
+        _report_failure(reporter, error.message)
+    except Exception as error:  # a bug or an outage: the job must still end FAILED, never stuck
+        logger.exception("job crashed", extra={"job_id": job.id})
+        _report_failure(reporter, f"internal error while processing ({type(error).__name__}); retry the job")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return job
+
+
+def _report_failure(reporter: Reporter, message: str) -> None:
+    try:
+        reporter.fail(message)
+    except MprError as error:
+        logger.info("failure not recorded: job moved on", extra={"reason": error.message})
+
+
+def _process(job: Job, scratch: Path, reporter: Reporter, storage: MediaStorage, settings: Settings) -> None:
+    source = parse_s3_uri(job.source, "source")
+    size = storage.size_of(source)
+    if size == 0:
+        raise InputError("source is empty (0 bytes); upload the file again")
+    if settings.max_source_bytes and size > settings.max_source_bytes:
+        raise InputError(
+            f"source is {size / 1e9:.1f} GB, more than the {settings.max_source_bytes / 1e9:.1f} GB this "
+            "executor's scratch disk holds; run the job on the local executor"
+        )
+    source_path = scratch / "source"
+    storage.download(source, source_path)
+
+    info = probe(settings.ffprobe, source_path)
+    if settings.max_duration_seconds and info.duration > settings.max_duration_seconds:
+        raise InputError(
+            f"source lasts {info.duration:.0f} s, longer than this executor can encode in its time limit "
+            f"({settings.max_duration_seconds:.0f} s of media); run the job on the local executor"
+        )
+    reporter.progress(PROGRESS_PROBED)
+
+    output_path = scratch / f"output.{Path(job.output).suffix.lstrip('.') or 'mp4'}"
+    plan = _plan(job, info, source_path, output_path, settings)
+    span = PROGRESS_ENCODED - PROGRESS_PROBED
+    run_ffmpeg(plan.argv, plan.expected_seconds,
+               lambda fraction: reporter.progress(PROGRESS_PROBED + int(fraction * span)))
+
+    produced = probe(settings.ffprobe, output_path)
+    check_output(produced, output_path, plan.expected_seconds, needs_video=plan.needs_video,
+                 needs_audio=info.audio is not None, tolerance=plan.tolerance)
+    result = {**produced.summary(), **plan.trim_result}
+    _publish(job, output_path, result, reporter, storage)
+
+
+def _plan(job: Job, info: MediaInfo, source: Path, output: Path, settings: Settings) -> Plan:
+    if job.operation == "transcode":
+        preset = PRESETS[job.preset]
+        _check_preset(info, preset)
+        argv = encode_argv(settings.ffmpeg, source, output, preset, info)
+        return Plan(argv, info.duration, preset.has_video, _transcode_tolerance(info.duration), {})
+
+    start, asked_end = float(job.trim["start"]), float(job.trim["end"])
+    end = check_trim_range(info, start, asked_end)
+    trimmed = {"requested_start": start, "requested_end": asked_end}
+    if job.trim.get("mode") == "fast":
+        return _fast_trim_plan(info, source, output, settings, start, end, trimmed)
+    preset = PRESETS[job.preset] if job.preset else TRIM_DEFAULT_PRESET
+    _check_preset(info, preset)
+    argv = encode_argv(settings.ffmpeg, source, output, preset, info, Cut(start, end - start))
+    return Plan(argv, end - start, preset.has_video, 0.1,
+                {**trimmed, "actual_start": start, "actual_end": round(end, 3)})
+
+
+def _fast_trim_plan(info, source, output, settings, start, end, trimmed) -> Plan:
+    if info.video is not None and info.video.codec != "h264":
+        raise InputError(
+            f"a fast trim copies the video as it is, and this source's video is {info.video.codec}, not "
+            "H.264; use trim mode accurate"
+        )
+    if info.audio is not None and info.audio.codec != "aac":
+        raise InputError(
+            f"a fast trim copies the audio as it is, and this source's audio is {info.audio.codec}, not "
+            "AAC; use trim mode accurate"
+        )
+    keyframe = keyframe_at_or_before(settings.ffprobe, source, start) if info.video else start
+    cut = Cut(keyframe, end - keyframe)
+    frame = 1.0 / info.video.frame_rate if info.video and info.video.frame_rate else 0.04
+    argv = stream_copy_argv(settings.ffmpeg, source, output, info, cut)
+    return Plan(argv, cut.duration, info.video is not None, 0.1 + FAST_TRIM_END_SLACK_FRAMES * frame,
+                {**trimmed, "actual_start": round(keyframe, 3)})
+
+
+def _check_preset(info: MediaInfo, preset: Preset) -> None:
+    check_source(info, wants_video=preset.has_video, wants_audio_only=not preset.has_video)
+
+
+def _transcode_tolerance(duration: float) -> float:
+    # Audio frames (about 21 ms for AAC) and the last video frame round a whole file's length.
+    return max(0.1, duration * 0.002)
+
+
+def _publish(job: Job, output_path: Path, result: dict, reporter: Reporter, storage: MediaStorage) -> None:
+    """Upload only a checked output, only while the job is still ours; withdraw it if we lose the race."""
+    if not reporter.progress(PROGRESS_VERIFIED, force=True):
+        raise JobCancelled("job cancelled before upload")
+    destination = parse_s3_uri(job.output, "output")
+    content_type = "audio/mp4" if destination.key.lower().endswith(".m4a") else "video/mp4"
+    started = time.monotonic()
+    storage.upload(output_path, destination, content_type)
+    logger.info("output uploaded", extra={"job_id": job.id, "bytes": result.get("size"),
+                                          "seconds": round(time.monotonic() - started, 3)})
+    try:
+        reporter.complete(result)
+    except ConflictError as error:
+        current = error.current
+        if current is None or current.attempt == job.attempt:
+            storage.delete(destination)
+        logger.info("output withdrawn: job moved on", extra={"job_id": job.id, "reason": error.message})
+        raise JobCancelled(error.message) from None
+    logger.info("job completed", extra={"job_id": job.id, "attempt": job.attempt})
