@@ -8,9 +8,14 @@ STAMP := $(VENV)/.installed
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Nothing here may look for credentials on the instance-metadata address.
+export AWS_EC2_METADATA_DISABLED := true
+CDK := npx --yes aws-cdk@2.1149.0
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help venv local up down status test test-unit test-integration test-infra lint synth bench clean
+.PHONY: help venv local up down status test test-unit test-integration test-infra lint synth bench clean \
+	lambda-package diff deploy
 
 help:
 	@echo "make local   start the local stack, transcode and trim the bundled clip, keep running (Ctrl-C stops)"
@@ -61,5 +66,18 @@ synth: venv
 bench: venv
 	$(PY) -m bench.run
 
+lambda-package: venv
+	rm -rf .build/api
+	$(PY) -m pip install --quiet --target .build/api --implementation cp --python-version 3.12 \
+		--platform manylinux2014_x86_64 --only-binary=:all: -r requirements.txt
+	cp -R mpr functions .build/api/
+	find .build/api -name __pycache__ -prune -exec rm -rf {} +
+
+diff: lambda-package
+	$(CDK) diff
+
+deploy: lambda-package
+	$(CDK) deploy --require-approval broadening
+
 clean: down
-	rm -rf cdk.out .mpr-local .pytest_cache
+	rm -rf cdk.out .build .mpr-local .pytest_cache

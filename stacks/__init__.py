@@ -1,0 +1,1 @@
+"""The AWS CDK app of MPR: one construct per concern, composed by ``MprStack``."""
