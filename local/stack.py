@@ -59,6 +59,7 @@ from mpr.settings import (
     ENV_S3_PORT,
     ENV_SCRATCH_DIR,
     ENV_SFN_ENDPOINT,
+    ENV_STATE_MACHINE_ARN,
     LocalStackSettings,
     Settings,
 )
@@ -75,7 +76,11 @@ PORT_SETTINGS = {
     "redis": ENV_REDIS_PORT, "s3": ENV_S3_PORT, "moto": ENV_MOTO_PORT, "gateway": ENV_GATEWAY_PORT,
 }
 SERVERS = ("redis", "s3", "moto")
-APPS = ("worker", "gateway")
+# The executor's process: the Celery worker (MPR_EXECUTOR=local) or the stand-in that runs the FFmpeg
+# Lambda's handler for each Step Functions execution (MPR_EXECUTOR=lambda); then the gateway.
+APPS = ("worker", "lambda", "gateway")
+# moto's default account: the state machine's ARN is known before it is created.
+STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:mpr-pipeline"
 WEED_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc")
 # Where SeaweedFS puts a Unix socket beside each gRPC port (no flag moves them).
 WEED_SOCKET_DIR = Path(tempfile.gettempdir())
@@ -320,6 +325,7 @@ class Stack:
             ENV_BROKER_URL: f"redis://{HOST}:{config.redis_port}/0",
             # Job changes for live subscribers (Redis pub/sub; channels ignore the database number).
             ENV_EVENTS_URL: f"redis://{HOST}:{config.redis_port}/1",
+            ENV_STATE_MACHINE_ARN: STATE_MACHINE_ARN,
             ENV_SCRATCH_DIR: str(self.state / "scratch"),
             ENV_CALLBACK_URL: f"http://{HOST}:{config.gateway_port}",
             ENV_CALLBACK_SECRET: self.callback_secret(),
@@ -365,13 +371,17 @@ class Stack:
                             port=config.moto_port),
             "worker": Service("worker", self._worker_argv, self._worker_answers, self.worker_node(),
                               timeout=APP_TIMEOUT),
+            "lambda": Service("lambda", self._lambda_argv, self._lambda_answers, STATE_MACHINE_ARN,
+                              timeout=APP_TIMEOUT),
             "gateway": Service("gateway", self._gateway_argv, partial(_http_ok, f"{gateway}/api/health"),
                                gateway, port=config.gateway_port, timeout=APP_TIMEOUT),
         }
         return [every[name] for name in names]
 
     def wanted_apps(self) -> tuple[str, ...]:
-        wanted = {"worker": self.with_worker, "gateway": self.with_gateway}
+        lambda_mode = self.config.executor == "lambda"
+        wanted = {"worker": self.with_worker and not lambda_mode, "lambda": self.with_worker and lambda_mode,
+                  "gateway": self.with_gateway}
         return tuple(name for name in APPS if wanted[name])
 
     def own_parts(self) -> tuple[str, ...]:
@@ -396,12 +406,18 @@ class Stack:
         return [sys.executable, "-m", "local.stack", "moto", "--port", str(self.config.moto_port)]
 
     def _worker_argv(self) -> list[str]:
-        schedule = self.state / "worker" / "celerybeat-schedule"
         return [sys.executable, "-m", "celery", "-A", "local.worker", "worker", "-Q", "transcode",
-                "--concurrency", str(self.config.worker_concurrency), "--loglevel", "INFO", "-B",
-                "--schedule", str(schedule), "--hostname", self.worker_node(),
+                "--concurrency", str(self.config.worker_concurrency), "--loglevel", "INFO",
+                "--hostname", self.worker_node(),
                 # One worker alone: nothing to sync with, which saves a second at start.
                 "--without-mingle", "--without-gossip"]
+
+    def _lambda_argv(self) -> list[str]:
+        return [sys.executable, "-m", "local.lambda_runner"]
+
+    def _lambda_answers(self) -> bool:
+        log = self.logfile("lambda")
+        return log.exists() and "watching executions" in _tail(log, 5)
 
     def _gateway_argv(self) -> list[str]:
         return [sys.executable, "-m", "uvicorn", "local.gateway:app", "--host", HOST,
@@ -671,6 +687,10 @@ def bootstrap() -> None:
         raise StackError(f"bootstrap sets up the local stack only: {ENV_DYNAMODB_ENDPOINT} must be {HOST}")
     store.create_tables(settings)
     storage.ensure_bucket(settings)
+    if settings.executor == "lambda":
+        from local.lambda_runner import ensure_state_machine
+
+        ensure_state_machine(settings, STATE_MACHINE_ARN)
 
 
 def serve_moto(port: int) -> None:
