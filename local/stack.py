@@ -618,7 +618,9 @@ class Stack:
 
     def status(self) -> list[ServiceStatus]:
         found = []
-        for service in self.services():
+        # The executor not in use shows only if something of it is still running.
+        names = [name for name in SERVERS + APPS if name in SERVERS + self.wanted_apps() or self.running(name)]
+        for service in self.services(names):
             entry = self._pid_entry(service.name)
             running = service.argv is None or self.running(service.name)
             found.append(ServiceStatus(service.name, entry[0] if entry and running else None, running,
