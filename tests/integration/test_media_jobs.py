@@ -5,6 +5,8 @@ Every file of media/ behaves as media/README.md says.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.integration.support import (
@@ -182,3 +184,13 @@ def test_keys_with_spaces_plus_hash_question_and_unicode_round_trip(api, tmp_pat
 
     assert_playable_h264(api, job, tmp_path, 640, 360, 4.0)
     assert job["output"].endswith("/my clip +#?ünï.mp4")
+
+
+def test_scratch_space_is_empty_after_jobs_end(api, local_stack):
+    # Given jobs that completed and failed in this session (the tests above)
+    transcode(api, "zero_bytes.mp4")
+    transcode(api, "normal_h264_aac.mp4")
+
+    # Then no job's scratch folder is left behind
+    scratch = Path(local_stack.env()["MPR_SCRATCH_DIR"])
+    assert [entry.name for entry in scratch.iterdir() if entry.name.startswith("mpr-")] == []
