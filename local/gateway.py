@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from functions import api
+from local import graphql_server
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +82,19 @@ def to_response(result: dict) -> Response:
     return Response(raw, status_code=int(result.get("statusCode", 502)), headers=headers)
 
 
+# NOTE: the resolver keeps the current event on the app object, as a Lambda that serves one request
+# at a time may. Calls are serialized here to give the handler that same guarantee.
+_HANDLER_LOCK = threading.Lock()
+
+
+def _invoke(event: dict) -> dict:
+    with _HANDLER_LOCK:
+        return api.handler(event, LocalContext())
+
+
 async def rest(request: Request) -> Response:
     event = await proxy_event(request)
-    result = await run_in_threadpool(api.handler, event, LocalContext())
-    return to_response(result)
+    return to_response(await run_in_threadpool(_invoke, event))
 
 
 async def _reap_forever() -> None:
@@ -105,4 +116,5 @@ async def lifespan(_app: Starlette):
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 routes = [Route("/api", rest, methods=METHODS), Route("/api/{proxy:path}", rest, methods=METHODS)]
+routes += graphql_server.routes
 app = Starlette(routes=routes, lifespan=lifespan)

@@ -25,6 +25,7 @@ ENV_SFN_ENDPOINT = "MPR_SFN_ENDPOINT"
 ENV_STATE_MACHINE_ARN = "MPR_STATE_MACHINE_ARN"
 ENV_BROKER_URL = "MPR_BROKER_URL"
 ENV_EVENTS_URL = "MPR_EVENTS_URL"
+ENV_GRAPHQL_URL = "MPR_GRAPHQL_URL"
 ENV_SCRATCH_DIR = "MPR_SCRATCH_DIR"
 ENV_FFMPEG = "MPR_FFMPEG"
 ENV_FFPROBE = "MPR_FFPROBE"
@@ -62,6 +63,8 @@ class Settings:
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Redis URL job changes are published to for live subscribers; unset publishes nothing.
     events_url: str | None = None
+    # The AppSync endpoint the job-table stream Lambda publishes job changes to (AWS only).
+    graphql_url: str | None = None
     scratch_dir: str | None = None
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
@@ -93,6 +96,7 @@ class Settings:
             state_machine_arn=env.get(ENV_STATE_MACHINE_ARN) or None,
             broker_url=env.get(ENV_BROKER_URL, cls.broker_url),
             events_url=env.get(ENV_EVENTS_URL) or None,
+            graphql_url=env.get(ENV_GRAPHQL_URL) or None,
             scratch_dir=env.get(ENV_SCRATCH_DIR) or None,
             ffmpeg=env.get(ENV_FFMPEG) or find_binary("ffmpeg"),
             ffprobe=env.get(ENV_FFPROBE) or find_binary("ffprobe"),

@@ -86,6 +86,8 @@ class MprConfig:
     access_logs_expiration_days: int
     cors_allowed_origins: tuple[str, ...]
     removal_policy_name: str
+    graphql_auth: str
+    graphql_api_key_days: int
     tags: dict[str, str] = field(default_factory=dict)
 
     # ---- derived values: one place computes them so constructs and tests agree ----
@@ -182,6 +184,8 @@ class MprConfig:
                 for origin in _as_json("cors_allowed_origins", get("cors_allowed_origins"), list)
             ),
             removal_policy_name=str(get("removal_policy")).strip().lower(),
+            graphql_auth=str(get("graphql_auth")).strip().lower(),
+            graphql_api_key_days=integer("graphql_api_key_days"),
             tags={
                 str(key): str(value) for key, value in _as_json("tags", get("tags"), dict).items()
             },
@@ -214,6 +218,8 @@ class MprConfig:
             f"api_timeout_seconds must be 1..{API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS}",
         )
         check(self.api_throttle_rate_limit > 0, "api_throttle_rate_limit must be positive")
+        check(self.graphql_auth in ("api_key", "cognito"), "graphql_auth must be api_key or cognito")
+        check(1 <= self.graphql_api_key_days <= 365, "graphql_api_key_days must be 1..365")
         check(self.api_throttle_burst_limit > 0, "api_throttle_burst_limit must be positive")
         check(
             _within(self.ffmpeg_memory_mb, LAMBDA_MEMORY_RANGE_MB),

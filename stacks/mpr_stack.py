@@ -20,6 +20,7 @@ from stacks import nag
 from stacks.callback_secret import CallbackSecret
 from stacks.config import MprConfig
 from stacks.ffmpeg_function import FfmpegFunction
+from stacks.graphql_api import GraphqlApi
 from stacks.job_tables import JobTables
 from stacks.media_bucket import MediaBucket
 from stacks.pipeline import Pipeline
@@ -37,6 +38,7 @@ class MprStack(Stack):
     ffmpeg: FfmpegFunction
     pipeline: Pipeline
     rest_api: RestApi
+    graphql_api: GraphqlApi
 
     def __init__(
         self,
@@ -62,6 +64,8 @@ class MprStack(Stack):
         self.ffmpeg = self._build_ffmpeg(repo_root)
         self.pipeline = Pipeline(self, "Pipeline", config=config, function=self.ffmpeg.function)
         self.rest_api = self._build_rest_api(repo_root)
+        # After the REST API: the GraphQL Lambda shares its code and its final environment.
+        self.graphql_api = self._build_graphql_api()
         self._build_outputs()
 
     def _build_ffmpeg(self, repo_root: Path) -> FfmpegFunction:
@@ -88,12 +92,30 @@ class MprStack(Stack):
             ),
         )
 
+    def _build_graphql_api(self) -> GraphqlApi:
+        return GraphqlApi(
+            self,
+            "Graphql",
+            config=self.config,
+            code=self.rest_api.code,
+            environment=self.rest_api.environment,
+            grant_service=self.rest_api.grant_service,
+            jobs_table=self.tables.jobs,
+            auth_mode=self.config.graphql_auth,
+            api_key_expiry_days=self.config.graphql_api_key_days,
+        )
+
     def _build_outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.rest_api.api.url_for_path("/api"))
         CfnOutput(self, "MediaBucketName", value=self.media.bucket.bucket_name)
         CfnOutput(self, "JobTableName", value=self.tables.jobs.table_name)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         CfnOutput(self, "CallbackSecretArn", value=self.callback_secret.secret.secret_arn)
+        CfnOutput(self, "GraphqlUrl", value=self.graphql_api.graphql_url)
+        CfnOutput(self, "GraphqlApiId", value=self.graphql_api.api.api_id)
+        if self.graphql_api.user_pool_client is not None:
+            CfnOutput(self, "UserPoolId", value=self.graphql_api.user_pool.user_pool_id)
+            CfnOutput(self, "UserPoolClientId", value=self.graphql_api.user_pool_client.user_pool_client_id)
 
 
 def build_app(

@@ -253,3 +253,23 @@ def test_bad_requests_name_the_field(api):
     assert api.http.get("/api/jobs", params={"next_token": "garbage"}).status_code == 422
     assert api.http.get(f"/api/jobs/{ULID()}").status_code == 404
 
+
+
+def test_concurrent_requests_each_get_their_own_job(api, store):
+    # Given several jobs, and the gateway serving requests on a thread pool
+    jobs = [stored_job(store, api.settings).id for _ in range(4)]
+    wanted = jobs * 6
+    answers = [None] * len(wanted)
+
+    def fetch(index):
+        answers[index] = api.http.get(f"/api/jobs/{wanted[index]}").json().get("id")
+
+    # When they are all asked for at once
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(len(wanted))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then every answer is the job that request asked for, never another request's
+    assert answers == wanted
