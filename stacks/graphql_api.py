@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, Expiration, Stack
+from aws_cdk import Duration, Expiration
 from aws_cdk import aws_appsync as appsync
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_dynamodb as dynamodb
@@ -43,8 +43,6 @@ MUTATION_FIELDS = ("createJob", "cancelJob", "retryJob", "createUpload")
 PUBLISH_FIELD = "publishJobUpdate"
 AUTH_MODES = ("api_key", "cognito")
 API_KEY_DAYS_RANGE = (1, 365)  # what AppSync accepts for an API key's lifetime
-# The singleton Lambda CDK adds to a stack to set log retentions (aws-cdk-lib's LogRetention).
-LOG_RETENTION_PROVIDER_ID = "LogRetentionaae0aa3c5b4d4f87b02d85b201efdd8a"
 STREAM_MEMORY_MB = 256
 STREAM_TIMEOUT = Duration.seconds(60)
 STREAM_BATCH_SIZE = 100
@@ -213,18 +211,28 @@ class GraphqlApi(Construct):
                     appsync.AuthorizationMode(authorization_type=appsync.AuthorizationType.IAM)
                 ],
             ),
-            # ERROR, not ALL, and no verbose content: answers carry presigned URLs.
-            log_config=appsync.LogConfig(
-                field_log_level=appsync.FieldLogLevel.ERROR,
-                exclude_verbose_content=True,
-                retention=self._config.log_retention,
-                role=self.logs_role,
-            ),
             xray_enabled=True,
         )
-        # The group AppSync logs to; CDK's LogRetention resource makes it, with the retention.
-        group_name = f"/aws/appsync/apis/{api.api_id}"
-        logs.LogGroup.from_log_group_name(self, "LogGroup", group_name).grant_write(self.logs_role)
+        # ERROR, not ALL, and no verbose content: answers carry presigned URLs.
+        # NOTE: set on the CloudFormation resource because CDK's log_config always adds its
+        # LogRetention custom resource (a Lambda with an AWS-managed policy); the group AppSync logs
+        # to is made here with its retention instead. AppSync only creates the group itself on its
+        # first log line, after this stack has made it.
+        cfn_api = api.node.default_child
+        assert isinstance(cfn_api, appsync.CfnGraphQLApi)
+        cfn_api.log_config = appsync.CfnGraphQLApi.LogConfigProperty(
+            cloud_watch_logs_role_arn=self.logs_role.role_arn,
+            field_log_level="ERROR",
+            exclude_verbose_content=True,
+        )
+        group = logs.LogGroup(
+            self,
+            "LogGroup",
+            log_group_name=f"/aws/appsync/apis/{api.api_id}",
+            retention=self._config.log_retention,
+            removal_policy=self._config.removal_policy,
+        )
+        group.grant_write(self.logs_role)
         return api
 
     # ---- resolvers ----
@@ -351,34 +359,6 @@ class GraphqlApi(Construct):
             "Request-level logging is on (a log config with its own role; field errors logged). "
             "Verbose content is excluded on purpose: it would copy request headers (API keys, user "
             "tokens) and resolver payloads with presigned URLs into the logs.",
-        )
-        api_id = f"<{Stack.of(self).get_logical_id(self.api.node.default_child)}.ApiId>"
-        nag.suppress(
-            self.logs_role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
-            f"log-group:/aws/appsync/apis/{api_id}:*]",
-            "AppSync may write only to this API's own log group; the wildcard is its log streams, "
-            "which AppSync names as it goes.",
-        )
-        provider = Stack.of(self).node.try_find_child(LOG_RETENTION_PROVIDER_ID)
-        if provider is not None:
-            self._suppress_log_retention_provider(provider)
-
-    @staticmethod
-    def _suppress_log_retention_provider(provider: Construct) -> None:
-        nag.suppress(
-            provider,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            "CDK's own LogRetention provider, which AppSync's log_config adds to set the API log "
-            "group's retention; its role and managed policy are fixed by CDK.",
-        )
-        nag.suppress(
-            provider,
-            "AwsSolutions-IAM5[Resource::*]",
-            "CDK's own LogRetention provider: logs:PutRetentionPolicy and DeleteRetentionPolicy on "
-            "the log group it is given, which CDK grants on '*' because the name is only known at "
-            "deploy time.",
         )
 
 

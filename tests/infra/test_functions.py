@@ -67,17 +67,18 @@ def test_api_function_environment(synthesized):
 
 def test_every_function_logs_to_its_own_group_with_retention(synthesized):
     groups = synthesized.of_type("AWS::Logs::LogGroup")
-    # API Lambda, FFmpeg Lambda, API access logs, state machine.
-    assert len(groups) == 4
+    # REST, GraphQL, stream and FFmpeg Lambdas, API access logs, state machine, AppSync.
+    assert len(groups) == 7
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == CONTEXT_OVERRIDES["mpr:log_retention_days"]
-        assert group["Properties"]["LogGroupName"].startswith(("/mprtest/", "/aws/vendedlogs/"))
+        name = group["Properties"]["LogGroupName"]
+        assert "Fn::Join" in name or name.startswith(("/mprtest/", "/aws/vendedlogs/")), name
     used = []
     for key, function in synthesized.of_type("AWS::Lambda::Function").items():
         ref = function["Properties"]["LoggingConfig"]["LogGroup"]
         assert ref["Ref"] in groups, key
         used.append(ref["Ref"])
-    assert len(set(used)) == len(used) == 2
+    assert len(set(used)) == len(used) == 4
 
 
 def test_rest_api_proxies_api_paths_with_logging_tracing_and_throttling(synthesized):

@@ -166,12 +166,17 @@ def test_resolver_function_runs_the_graphql_handler_with_the_rest_environment(ap
 def test_api_logs_errors_with_retention_and_traces(api_key_stack):
     template = api_key_stack.template
     api = only(template, "AWS::AppSync::GraphQLApi")
-    retention = only(template, "Custom::LogRetention")
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    appsync_groups = [g["Properties"] for g in groups.values() if "/aws/appsync/apis/" in json.dumps(g)]
+    assert len(appsync_groups) == 1
+    group = appsync_groups[0]
     config = api_key_stack.construct._config
 
     assert api["LogConfig"]["FieldLogLevel"] == "ERROR"
+    assert api["LogConfig"]["ExcludeVerboseContent"] is True
     assert api["XrayEnabled"] is True
-    assert retention["RetentionInDays"] == config.log_retention_days
+    assert group["RetentionInDays"] == config.log_retention_days
+    assert template.find_resources("Custom::LogRetention") == {}
 
 
 def test_cognito_mode_makes_the_user_pool_the_default_and_keeps_iam(cognito_stack):
