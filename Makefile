@@ -43,7 +43,7 @@ down:
 	@if [ -x $(PY) ]; then $(PY) -m local.stack down; fi
 
 status: venv
-	$(PY) -m local.stack status
+	@$(PY) -m local.stack status || true
 
 test: venv
 	$(PY) -m pytest tests

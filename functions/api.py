@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from functions.api_models import JobOut, JobPage, UploadOut, responses
 from mpr.errors import MprError
 from mpr.idempotency import register_lambda_context
 from mpr.logs import service_logger
@@ -60,53 +61,61 @@ def _invalid_request(error: RequestValidationError) -> Response[dict]:
     return _error(422, "validation_error", message)
 
 
+@app.not_found
+def _no_route(_exception: Exception) -> Response:
+    return _error(404, "not_found", "no such route; see /api/docs for the API")
+
+
 @app.get("/api/health")
 def health() -> dict:
     return {"status": "ok"}
 
 
-@app.post("/api/uploads")
-def create_upload(body: Annotated[UploadRequest, Body()]) -> Response[dict]:
+@app.post("/api/uploads", status_code=201,
+          responses=responses(201, UploadOut, "Where to upload, and the source to use", 415, 422))
+def create_upload(body: Annotated[UploadRequest, Body()]) -> Response[UploadOut]:
     return _json(201, service().create_upload(body.filename))
 
 
-@app.post("/api/jobs")
+@app.post("/api/jobs", status_code=201,
+          responses=responses(201, JobOut, "The new job (or, for a repeated Idempotency-Key, the first one)",
+                              409, 415, 422))
 def create_job(
     body: Annotated[CreateJobRequest, Body()],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> Response[dict]:
+) -> Response[JobOut]:
     job = service().create(body, idempotency_key)
     logger.append_keys(job_id=job.id)
     return _json(201, service().view(job), {"Location": f"/api/jobs/{job.id}"})
 
 
-@app.get("/api/jobs")
+@app.get("/api/jobs", responses=responses(200, JobPage, "Newest first", 422))
 def list_jobs(
     status: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query()] = 20,
     next_token: Annotated[str | None, Query()] = None,
-) -> dict:
+) -> JobPage:
     jobs, token = service().list(status, limit, next_token)
     return {"items": [service().view(job) for job in jobs], "next_token": token}
 
 
-@app.get("/api/jobs/<job_id>")
-def get_job(job_id: str) -> dict:
+@app.get("/api/jobs/<job_id>", responses=responses(200, JobOut, "The job", 404))
+def get_job(job_id: str) -> JobOut:
     return service().view(service().get(job_id))
 
 
-@app.post("/api/jobs/<job_id>/cancel")
-def cancel_job(job_id: str) -> dict:
+@app.post("/api/jobs/<job_id>/cancel", responses=responses(200, JobOut, "The cancelled job", 404, 409))
+def cancel_job(job_id: str) -> JobOut:
     return service().view(service().cancel(job_id))
 
 
-@app.post("/api/jobs/<job_id>/retry")
-def retry_job(job_id: str) -> dict:
+@app.post("/api/jobs/<job_id>/retry", responses=responses(200, JobOut, "The job, PENDING again", 404, 409))
+def retry_job(job_id: str) -> JobOut:
     return service().view(service().retry(job_id))
 
 
-@app.post("/api/jobs/<job_id>/callback")
-def job_callback(job_id: str) -> dict:
+@app.post("/api/jobs/<job_id>/callback", responses=responses(200, JobOut, "The job after the report", 401, 404, 409))
+def job_callback(job_id: str) -> JobOut:
     """Reports from the lambda executor; signed per attempt (see mpr.callback)."""
     event = app.current_event
     body = event.decoded_body.encode() if isinstance(event.decoded_body, str) else (event.decoded_body or b"")

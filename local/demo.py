@@ -7,6 +7,7 @@ progress polled until each ends, and the outputs downloaded back through their p
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,12 +55,41 @@ def check_playable(url: str, ffprobe: str) -> str:
     return probe.stdout.strip().replace("\n", "; ") if probe.returncode == 0 else "NOT PLAYABLE"
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the demo through its `finally`, which stops the stack.
+
+    NOTE: SIGINT is set explicitly because a shell that starts this in the background hands it down
+    ignored, and Python then installs no handler of its own.
+    """
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> int:
+    _stop_on_signals()
     stack = Stack(LocalStackSettings.from_env())
-    stack.start()
     settings = Settings.from_env(stack.env())
     base = stack.env()["MPR_CALLBACK_URL"]
-    print(f"\nMPR is up: REST API at {base}/api  (executor: {settings.executor})\n")
+    failures = 0
+    try:
+        stack.start()
+        print(f"\nMPR is up: REST API at {base}/api  (executor: {settings.executor})\n")
+        failures = run_jobs(base, settings)
+        print("The stack keeps running: try the API at", base + "/api/docs", "- Ctrl-C stops it.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping")
+    finally:
+        stack.stop()
+    return 1 if failures else 0
+
+
+def run_jobs(base: str, settings: Settings) -> int:
     failures = 0
     with httpx.Client(base_url=base, timeout=30) as api:
         source = upload(api, CLIP)
@@ -72,15 +102,7 @@ def main() -> int:
             print(f"{label}: {job['status']} in {seconds:.1f} s")
             if job["output_url"]:
                 print(f"output plays: {check_playable(job['output_url'], settings.ffprobe)}\n")
-    print("The stack keeps running: try the API at", base + "/api/docs", "- Ctrl-C stops it.")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("\nstopping")
-    finally:
-        stack.stop()
-    return 1 if failures else 0
+    return failures
 
 
 if __name__ == "__main__":

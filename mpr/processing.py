@@ -121,6 +121,9 @@ def _process(job: Job, scratch: Path, reporter: Reporter, storage: MediaStorage,
     check_output(produced, output_path, plan.expected_seconds, needs_video=plan.needs_video,
                  needs_audio=info.audio is not None, tolerance=plan.tolerance)
     result = {**produced.summary(), **plan.trim_result}
+    if "actual_start" in result and "actual_end" not in result:
+        # A stream copy ends on a whole packet: its real end is where its real start plus its length say.
+        result["actual_end"] = round(result["actual_start"] + produced.duration, 3)
     _publish(job, output_path, result, reporter, storage)
 
 

@@ -136,7 +136,8 @@ def default_output(bucket: str, job_id: str, source_key: str, extension: str) ->
 def validation_message(errors: list[dict]) -> tuple[str, str]:
     """(field, sentence) for the first pydantic error, naming the field with dots: trim.end, source."""
     first = errors[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "__root__")]
+    where = ("body", "query", "header", "path", "__root__")
+    location = [str(part) for part in first.get("loc", ()) if part not in where]
     field = ".".join(location)
     message = str(first.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ")

@@ -167,6 +167,7 @@ def test_long_gop_fast_trim_reports_the_keyframe_it_started_at(api):
     assert job["status"] == "COMPLETED", job
     assert job["result"]["actual_start"] == 4.0
     assert job["result"]["requested_start"] == 5.3
+    assert abs(job["result"]["actual_end"] - (4.0 + job["result"]["duration"])) < 0.002
     assert abs(job["result"]["duration"] - 3.3) <= 0.25
 
 
