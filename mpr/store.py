@@ -208,10 +208,19 @@ class JobStore:
 
     def heartbeat(self, job_id: str, attempt: int, progress: int) -> Job:
         """Record progress and renew the lease; a ConflictError means the job is no longer this worker's."""
-        return self._transition(job_id, [
-            JobRecord.progress.set(max(0, min(99, int(progress)))),
-            JobRecord.lease_expires.set(time.time() + self.settings.lease_seconds),
-        ], _running(attempt), "update progress of")
+        progress = max(0, min(99, int(progress)))
+        lease = JobRecord.lease_expires.set(time.time() + self.settings.lease_seconds)
+        not_lower = (JobRecord.progress <= progress) | JobRecord.progress.does_not_exist()
+        try:
+            return self._transition(job_id, [JobRecord.progress.set(progress), lease],
+                                    _running(attempt) & not_lower, "update progress of")
+        except ConflictError as error:
+            current = error.current
+            if current is None or current.status is not JobStatus.PROCESSING or current.attempt != attempt:
+                raise
+        # NOTE: a report older than one already recorded (a callback's slow first try, delivered after
+        # its resend and later reports) renews the lease but leaves progress: it only grows in an attempt.
+        return self._transition(job_id, [lease], _running(attempt), "update progress of")
 
     def complete(self, job_id: str, attempt: int, result: dict) -> Job:
         return self._transition(job_id, [

@@ -30,6 +30,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from moto import mock_aws
 
+from container.handler import failure_message, handler
+from local.lambda_invoke import InvocationContext
+from mpr import store
+from mpr.errors import MprError
+from mpr.jobs import Job, JobStatus
+from mpr.service import JobService
+from mpr.settings import Settings
 from stacks.pipeline import FAIL_STATE, REPORT_STATE, RUN_STATE
 
 pytestmark = [pytest.mark.infra, pytest.mark.timeout(300)]
@@ -350,8 +357,6 @@ class CallbackServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        from mpr.errors import MprError
-
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
         job_id = request.path.removeprefix("/api/jobs/").removesuffix("/callback")
         try:
@@ -377,10 +382,6 @@ class CallbackServer:
 @pytest.fixture
 def callback_service(pipeline, monkeypatch):
     """A JobService on moto's DynamoDB (same mock as the pipeline), reachable at its callback URL."""
-    from mpr import store
-    from mpr.service import JobService
-    from mpr.settings import Settings
-
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     settings = Settings(region=REGION, executor="lambda", job_table="mpr-pipeline-test-jobs",
@@ -407,10 +408,6 @@ CRASHES = {"function error": _function_error, "task timeout": _task_timeout}
 
 @pytest.mark.parametrize("crash", sorted(CRASHES))
 def test_a_crashed_run_never_leaves_the_job_processing(pipeline, moto_lambda, callback_service, crash):
-    from container.handler import failure_message, handler
-    from local.lambda_invoke import InvocationContext
-    from mpr.jobs import Job, JobStatus
-
     # Given a PROCESSING job whose execution input the API built, and a run Lambda that crashes
     job = Job(id="01JD6Q8W3E5R7T9Y1U3I5O7P9Z", status=JobStatus.PENDING, operation="transcode",
               source="s3://mpr-media/uploads/clip.mp4", output="s3://mpr-media/outputs/clip.mp4",
