@@ -54,6 +54,7 @@ class CallbackReport:
     progress: int = 0
     result: dict | None = None
     error: str | None = None
+    runner: str | None = None
     nonce: str = ""
     timestamp: int = 0
 
@@ -89,7 +90,8 @@ def verify(master_key: str, job_id: str, headers: dict[str, str], body: bytes,
         raise UnauthorizedError("callback event is not one MPR sends")
     return CallbackReport(
         job_id=job_id, attempt=attempt, event=event, progress=int(payload.get("progress") or 0),
-        result=payload.get("result"), error=payload.get("error"), nonce=nonce, timestamp=moment,
+        result=payload.get("result"), error=payload.get("error"), runner=payload.get("runner"), nonce=nonce,
+        timestamp=moment,
     )
 
 

@@ -78,11 +78,15 @@ class StepFunctionsDispatcher:
         if not self._settings.state_machine_arn:
             raise DispatchError("MPR_STATE_MACHINE_ARN is not set; the lambda executor cannot start jobs")
         payload = self._execution_input(job) if self._execution_input else {"job_id": job.id}
+        name = f"{job.id}-{job.attempt}"
         try:
             response = self.client.start_execution(
-                stateMachineArn=self._settings.state_machine_arn, name=f"{job.id}-{job.attempt}",
-                input=json.dumps(payload),
+                stateMachineArn=self._settings.state_machine_arn, name=name, input=json.dumps(payload),
             )
+        except self.client.exceptions.ExecutionAlreadyExists:
+            # NOTE: an earlier send of this attempt did start (its answer was lost); one execution per
+            # attempt is the point of naming them, so that one is the job's.
+            return execution_arn(self._settings.state_machine_arn, name)
         except Exception as error:
             logger.warning("dispatch failed", extra={"job_id": job.id, "error": str(error)})
             raise DispatchError("the pipeline is unavailable; the job stays PENDING and is resent") from None
@@ -95,3 +99,8 @@ class StepFunctionsDispatcher:
             self.client.stop_execution(executionArn=job.execution_arn, cause="cancelled by the user")
         except Exception as error:
             logger.warning("stop execution failed", extra={"job_id": job.id, "error": str(error)})
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN Step Functions gives an execution `name` of a state machine."""
+    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"

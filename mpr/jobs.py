@@ -64,6 +64,7 @@ class Job:
     updated_at: datetime = field(default_factory=utc_now)
     lease_expires: float | None = None
     dispatched_at: float | None = None
+    runner: str | None = None  # which invocation claimed the attempt (lambda executor)
     execution_arn: str | None = None
 
     def to_api(self, output_url: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -81,9 +82,10 @@ class CallbackReporter:
         self._clock = clock
         self._last_write = float("-inf")
         self._progress = 0
+        self._runner = uuid.uuid4().hex
 
     def start(self) -> Job:
-        job = job_from_api(self._send("started"))
+        job = job_from_api(self._send("started", runner=self._runner))
         self._last_write = self._clock()
         return job
 

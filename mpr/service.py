@@ -115,16 +115,15 @@ class JobService:
         try:
             job = self._apply(report)
         except ConflictError as error:
-            current = error.current
-            if current is not None and current.attempt == report.attempt and _already(current, report.event):
-                return current  # a repeated report changes nothing
+            if _repeated(error.current, report):
+                return error.current  # a repeated report changes nothing
             raise
         self.on_change(job)
         return job
 
     def _apply(self, report: CallbackReport) -> Job:
         if report.event == "started":
-            return self.store.claim(report.job_id, report.attempt)
+            return self.store.claim(report.job_id, report.attempt, runner=report.runner)
         if report.event == "progress":
             return self.store.heartbeat(report.job_id, report.attempt, report.progress)
         if report.event == "completed":
@@ -210,9 +209,18 @@ def _safe_filename(filename: object) -> str:
     return name
 
 
-def _already(job: Job, event: str) -> bool:
+def _repeated(job: Job | None, report: CallbackReport) -> bool:
+    """Is this report one the job has already taken from the same attempt (a resend)?
+
+    A second `started` counts only from the invocation that claimed the job: another invocation of the
+    same attempt (a Step Functions retry of an invoke that did run) gets 409 and must not encode it again.
+    """
+    if job is None or job.attempt != report.attempt:
+        return False
     reached = {"started": JobStatus.PROCESSING, "completed": JobStatus.COMPLETED, "failed": JobStatus.FAILED}
-    return reached.get(event) is job.status
+    if reached.get(report.event) is not job.status:
+        return False
+    return report.event != "started" or (report.runner is not None and job.runner == report.runner)
 
 
 def default_dispatcher(settings: Settings, execution_input=None) -> Dispatcher:

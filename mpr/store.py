@@ -72,6 +72,7 @@ class JobRecord(Model):
     lease_expires = NumberAttribute(null=True)
     dispatched_at = NumberAttribute(null=True)
     execution_arn = UnicodeAttribute(null=True)
+    runner = UnicodeAttribute(null=True)
     list_pk = UnicodeAttribute(default=LIST_PARTITION)
     created_key = UnicodeAttribute()
 
@@ -135,7 +136,8 @@ def to_job(record: JobRecord) -> Job:
         attempt=int(record.attempt or 1), executor=record.executor, error=record.error, result=record.result,
         created_at=parse_iso(record.created_at), started_at=parse_iso(record.started_at),
         finished_at=parse_iso(record.finished_at), updated_at=parse_iso(record.updated_at),
-        lease_expires=record.lease_expires, dispatched_at=record.dispatched_at, execution_arn=record.execution_arn,
+        lease_expires=record.lease_expires, dispatched_at=record.dispatched_at, runner=record.runner,
+        execution_arn=record.execution_arn,
     )
 
 
@@ -198,13 +200,17 @@ class JobStore:
             ) from None
         return to_job(record)
 
-    def claim(self, job_id: str, attempt: int) -> Job:
+    def claim(self, job_id: str, attempt: int, runner: str | None = None) -> Job:
         """PENDING → PROCESSING for this attempt; the worker then holds a lease it must renew."""
-        return self._transition(job_id, [
+        actions = [
             JobRecord.status.set(JobStatus.PROCESSING.value),
             JobRecord.started_at.set(iso(utc_now())),
             JobRecord.lease_expires.set(time.time() + self.settings.lease_seconds),
-        ], (JobRecord.status == JobStatus.PENDING.value) & (JobRecord.attempt == attempt), "start")
+        ]
+        if runner:
+            actions.append(JobRecord.runner.set(runner))
+        return self._transition(job_id, actions,
+                                (JobRecord.status == JobStatus.PENDING.value) & (JobRecord.attempt == attempt), "start")
 
     def heartbeat(self, job_id: str, attempt: int, progress: int) -> Job:
         """Record progress and renew the lease; a ConflictError means the job is no longer this worker's."""
@@ -250,7 +256,7 @@ class JobStore:
             JobRecord.status.set(JobStatus.PENDING.value), JobRecord.attempt.add(1),
             JobRecord.progress.set(0), JobRecord.error.remove(), JobRecord.result.remove(),
             JobRecord.started_at.remove(), JobRecord.finished_at.remove(),
-            JobRecord.execution_arn.remove(), JobRecord.dispatched_at.set(time.time()),
+            JobRecord.execution_arn.remove(), JobRecord.runner.remove(), JobRecord.dispatched_at.set(time.time()),
         ], JobRecord.status == JobStatus.FAILED.value, "retry")
 
     def mark_dispatched(self, job_id: str, attempt: int, execution_arn: str | None = None) -> None:

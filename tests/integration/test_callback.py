@@ -119,17 +119,29 @@ def test_a_valid_started_report_moves_the_job_to_processing(callbacks, store, pe
 
 def test_a_repeated_started_report_changes_nothing(callbacks, store, pending):
     # Given a job the Lambda has already reported started
-    assert callbacks.send(pending.id, 1, "started").status_code == 200
+    assert callbacks.send(pending.id, 1, "started", runner="invocation-1").status_code == 200
     before = store.get(pending.id)
 
-    # When the same report comes again, freshly signed (a retried POST)
+    # When the same report comes again from the same invocation, freshly signed (a retried POST)
     time.sleep(1.1)  # so that any write would show in updated_at, which has whole seconds
-    again = callbacks.send(pending.id, 1, "started")
+    again = callbacks.send(pending.id, 1, "started", runner="invocation-1")
 
     # Then it is answered 200 with the job as it was
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "PROCESSING"
     assert store.get(pending.id) == before
+
+
+def test_a_second_invocation_of_the_same_attempt_is_told_not_to_run(callbacks, store, pending):
+    # Given an attempt one invocation has claimed
+    assert callbacks.send(pending.id, 1, "started", runner="invocation-1").status_code == 200
+
+    # When Step Functions retries the invoke and a second invocation reports started
+    second = callbacks.send(pending.id, 1, "started", runner="invocation-2")
+
+    # Then it gets 409, so the source is not encoded twice, and the job still belongs to the first
+    assert second.status_code == 409
+    assert store.get(pending.id).runner == "invocation-1"
 
 
 def test_a_progress_report_updates_progress(callbacks, store, processing):

@@ -153,3 +153,11 @@ def test_each_signing_uses_a_new_nonce():
     nonces = {signed(body)[HEADER_NONCE] for _ in range(20)}
 
     assert len(nonces) == 20
+
+
+def test_execution_arn_follows_the_state_machine_arn():
+    from mpr.dispatch import execution_arn
+
+    machine = "arn:aws:states:eu-west-1:123456789012:stateMachine:mpr-pipeline"
+
+    assert execution_arn(machine, "JOB-2") == "arn:aws:states:eu-west-1:123456789012:execution:mpr-pipeline:JOB-2"
