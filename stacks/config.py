@@ -51,6 +51,9 @@ _REMOVAL_POLICIES = {"retain": RemovalPolicy.RETAIN, "destroy": RemovalPolicy.DE
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 LAMBDA_MEMORY_RANGE_MB = (128, 10240)
 LAMBDA_EPHEMERAL_RANGE_MB = (512, 10240)
+# EventBridge's rate() counts whole minutes. Beyond an hour, a job whose dispatch was lost would
+# wait far longer for its resend than mpr.service's 10-minute RESEND_PENDING_AFTER_SECONDS.
+REAPER_INTERVAL_RANGE_MINUTES = (1, 60)
 # NOTE: API Gateway REST integrations give up after 29 s by default, so a longer API Lambda
 # timeout would only keep running work whose answer nobody receives.
 API_GATEWAY_INTEGRATION_TIMEOUT_SECONDS = 29
@@ -88,6 +91,7 @@ class MprConfig:
     removal_policy_name: str
     graphql_auth: str
     graphql_api_key_days: int
+    reaper_interval_minutes: int
     tags: dict[str, str] = field(default_factory=dict)
 
     # ---- derived values: one place computes them so constructs and tests agree ----
@@ -186,6 +190,7 @@ class MprConfig:
             removal_policy_name=str(get("removal_policy")).strip().lower(),
             graphql_auth=str(get("graphql_auth")).strip().lower(),
             graphql_api_key_days=integer("graphql_api_key_days"),
+            reaper_interval_minutes=integer("reaper_interval_minutes"),
             tags={
                 str(key): str(value) for key, value in _as_json("tags", get("tags"), dict).items()
             },
@@ -221,6 +226,11 @@ class MprConfig:
         check(self.graphql_auth in ("api_key", "cognito"), "graphql_auth must be api_key or cognito")
         check(1 <= self.graphql_api_key_days <= 365, "graphql_api_key_days must be 1..365")
         check(self.api_throttle_burst_limit > 0, "api_throttle_burst_limit must be positive")
+        check(
+            _within(self.reaper_interval_minutes, REAPER_INTERVAL_RANGE_MINUTES),
+            f"reaper_interval_minutes must be {REAPER_INTERVAL_RANGE_MINUTES[0]}.."
+            f"{REAPER_INTERVAL_RANGE_MINUTES[1]}",
+        )
         check(
             _within(self.ffmpeg_memory_mb, LAMBDA_MEMORY_RANGE_MB),
             "ffmpeg_memory_mb out of Lambda's range",

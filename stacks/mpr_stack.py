@@ -24,13 +24,14 @@ from stacks.graphql_api import GraphqlApi
 from stacks.job_tables import JobTables
 from stacks.media_bucket import MediaBucket
 from stacks.pipeline import Pipeline
+from stacks.reaper import Reaper
 from stacks.rest_api import RestApi, ServiceResources
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class MprStack(Stack):
-    """Bucket, tables, secret, FFmpeg Lambda, pipeline and REST API of one MPR deployment."""
+    """Bucket, tables, secret, FFmpeg Lambda, pipeline, APIs and reaper of one MPR deployment."""
 
     media: MediaBucket
     tables: JobTables
@@ -38,6 +39,7 @@ class MprStack(Stack):
     ffmpeg: FfmpegFunction
     pipeline: Pipeline
     rest_api: RestApi
+    reaper: Reaper
     graphql_api: GraphqlApi
 
     def __init__(
@@ -64,7 +66,8 @@ class MprStack(Stack):
         self.ffmpeg = self._build_ffmpeg(repo_root)
         self.pipeline = Pipeline(self, "Pipeline", config=config, function=self.ffmpeg.function)
         self.rest_api = self._build_rest_api(repo_root)
-        # After the REST API: the GraphQL Lambda shares its code and its final environment.
+        # After the REST API: the reaper and GraphQL Lambdas share its code and final environment.
+        self.reaper = self._build_reaper()
         self.graphql_api = self._build_graphql_api()
         self._build_outputs()
 
@@ -90,6 +93,18 @@ class MprStack(Stack):
                 state_machine=self.pipeline.state_machine,
                 callback_secret=self.callback_secret.secret,
             ),
+        )
+
+    def _build_reaper(self) -> Reaper:
+        return Reaper(
+            self,
+            "Reaper",
+            config=self.config,
+            code=self.rest_api.code,
+            environment=self.rest_api.environment,
+            jobs_table=self.tables.jobs,
+            state_machine=self.pipeline.state_machine,
+            callback_secret=self.callback_secret.secret,
         )
 
     def _build_graphql_api(self) -> GraphqlApi:
