@@ -6,9 +6,11 @@ signed callback (lambda executor). Everything else is the same code on both.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,9 @@ PROGRESS_PROBED = 3
 PROGRESS_ENCODED = 95
 PROGRESS_VERIFIED = 97
 FAST_TRIM_END_SLACK_FRAMES = 3  # stream copy can only stop on a whole packet, after B-frame reordering
+
+
+HEARTBEAT_SECONDS = 10.0  # well inside the lease, which the reaper enforces
 
 
 class Reporter(Protocol):
@@ -101,7 +106,8 @@ def _process(job: Job, scratch: Path, reporter: Reporter, storage: MediaStorage,
             "executor's scratch disk holds; run the job on the local executor"
         )
     source_path = scratch / "source"
-    storage.download(source, source_path)
+    with heartbeat(reporter, 0):
+        storage.download(source, source_path)
 
     info = probe(settings.ffprobe, source_path)
     if settings.max_duration_seconds and info.duration > settings.max_duration_seconds:
@@ -165,6 +171,31 @@ def _fast_trim_plan(info, source, output, settings, start, end, trimmed) -> Plan
                 {**trimmed, "actual_start": round(keyframe, 3)})
 
 
+@contextlib.contextmanager
+def heartbeat(reporter: Reporter, percent: int, interval: float = HEARTBEAT_SECONDS):
+    """Keep renewing the job's lease while a long transfer blocks this thread.
+
+    A transfer cannot be stopped halfway; a cancel seen meanwhile is acted on when it returns.
+    """
+    stop, lost = threading.Event(), threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            if not reporter.progress(percent, force=True):
+                lost.set()
+                return
+
+    thread = threading.Thread(target=beat, name="mpr-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    if lost.is_set():
+        raise JobCancelled("the job was cancelled during a transfer")
+
+
 def _check_preset(info: MediaInfo, preset: Preset) -> None:
     check_source(info, wants_video=preset.has_video, wants_audio_only=not preset.has_video)
 
@@ -181,7 +212,8 @@ def _publish(job: Job, output_path: Path, result: dict, reporter: Reporter, stor
     destination = parse_s3_uri(job.output, "output")
     content_type = "audio/mp4" if destination.key.lower().endswith(".m4a") else "video/mp4"
     started = time.monotonic()
-    storage.upload(output_path, destination, content_type)
+    with heartbeat(reporter, PROGRESS_VERIFIED):
+        storage.upload(output_path, destination, content_type)
     logger.info("output uploaded", extra={"job_id": job.id, "bytes": result.get("size"),
                                           "seconds": round(time.monotonic() - started, 3)})
     try:

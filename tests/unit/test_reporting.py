@@ -1,7 +1,12 @@
 """The local reporter: progress is written about once a second, never backwards, and stops a lost job."""
 
-from mpr.errors import ConflictError
+import time
+
+import pytest
+
+from mpr.errors import ConflictError, JobCancelled
 from mpr.jobs import Job, JobStatus
+from mpr.processing import heartbeat
 from mpr.reporting import StoreReporter
 
 
@@ -80,3 +85,27 @@ def test_every_write_is_published():
     reporter.progress(10, force=True)
 
     assert [job.progress for job in seen] == [0, 10]
+
+
+class CountingReporter:
+    def __init__(self, answers=True):
+        self.beats = []
+        self.answers = answers
+
+    def progress(self, percent, force=False):
+        self.beats.append((percent, force))
+        return self.answers
+
+
+def test_heartbeat_renews_the_lease_while_a_transfer_blocks():
+    reporter = CountingReporter()
+
+    with heartbeat(reporter, 0, interval=0.05):
+        time.sleep(0.3)
+
+    assert len(reporter.beats) >= 3 and set(reporter.beats) == {(0, True)}
+
+
+def test_heartbeat_that_finds_the_job_cancelled_stops_the_job_after_the_transfer():
+    with pytest.raises(JobCancelled), heartbeat(CountingReporter(answers=False), 0, interval=0.05):
+        time.sleep(0.2)
