@@ -7,7 +7,7 @@ import logging
 from functools import cached_property
 from typing import Protocol
 
-from mpr.errors import DispatchError
+from mpr.errors import DispatchError, ExecutionEndedError
 from mpr.jobs import Job
 from mpr.settings import Settings
 
@@ -85,8 +85,15 @@ class StepFunctionsDispatcher:
             )
         except self.client.exceptions.ExecutionAlreadyExists:
             # NOTE: an earlier send of this attempt did start (its answer was lost); one execution per
-            # attempt is the point of naming them, so that one is the job's.
-            return execution_arn(self._settings.state_machine_arn, name)
+            # attempt is the point of naming them, so that one is the job's, if it is still running.
+            arn = execution_arn(self._settings.state_machine_arn, name)
+            status = self.client.describe_execution(executionArn=arn)["status"]
+            if status != "RUNNING":
+                raise ExecutionEndedError(
+                    f"the pipeline run of attempt {job.attempt} ended ({status}) before the job started; "
+                    "retry the job"
+                ) from None
+            return arn
         except Exception as error:
             logger.warning("dispatch failed", extra={"job_id": job.id, "error": str(error)})
             raise DispatchError("the pipeline is unavailable; the job stays PENDING and is resent") from None

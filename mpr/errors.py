@@ -52,6 +52,10 @@ class DispatchError(MprError):
     code = "dispatch_unavailable"
 
 
+class ExecutionEndedError(DispatchError):
+    """The attempt's one execution has already ended, yet the job never started: it cannot run again."""
+
+
 class JobFailure(MprError):
     """Raised while processing: the job ends FAILED with this message as its `error`."""
 

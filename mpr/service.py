@@ -13,7 +13,14 @@ from ulid import ULID
 
 from mpr.callback import WINDOW_SECONDS, CallbackReport, attempt_token, verify
 from mpr.dispatch import CeleryDispatcher, Dispatcher, StepFunctionsDispatcher
-from mpr.errors import ConflictError, DispatchError, SourceMissingError, UnauthorizedError, ValidationError
+from mpr.errors import (
+    ConflictError,
+    DispatchError,
+    ExecutionEndedError,
+    SourceMissingError,
+    UnauthorizedError,
+    ValidationError,
+)
 from mpr.jobs import Job, JobStatus
 from mpr.settings import Settings
 from mpr.specs import CreateJobRequest, S3Location, default_output, parse_s3_uri
@@ -191,6 +198,14 @@ class JobService:
     def _dispatch(self, job: Job) -> None:
         try:
             execution = self.dispatcher.send(job)
+        except ExecutionEndedError as error:
+            # The job passes through PROCESSING so that it ends FAILED by allowed transitions only.
+            try:
+                self.on_change(self.store.claim(job.id, job.attempt))
+                self.on_change(self.store.fail(job.id, job.attempt, error.message))
+            except ConflictError:
+                pass  # it started after all, or was cancelled: nothing to end
+            return
         except DispatchError as error:
             # NOTE: the job is already stored PENDING; the reaper resends it, so nothing is lost.
             logger.warning("job left pending", extra={"job_id": job.id, "reason": error.message})
