@@ -41,5 +41,8 @@ def handler(event: dict, context) -> dict:
         reporter.fail(failure_message(event["failure"] or {}))
         return {"job_id": event["job_id"], "reported": "failed"}
     settings = get_settings()
+    # A Lambda container runs one invocation at a time: job folders in /tmp now are from a run that
+    # was killed (timeout, out of memory) and would otherwise fill the scratch disk of warm containers.
+    processing.clear_stale_scratch(settings)
     job = processing.run(reporter, MediaStorage(settings), settings)
     return {"job_id": event["job_id"], "ran": job is not None}

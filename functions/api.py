@@ -5,6 +5,7 @@ The same handler serves API Gateway in AWS and the local gateway on a laptop.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 from typing import Annotated
@@ -13,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api_models import JobOut, JobPage, UploadOut, responses
 from mpr.errors import MprError
@@ -24,11 +25,14 @@ from mpr.settings import get_settings
 from mpr.specs import CreateJobRequest, validation_message
 
 logger = service_logger()
+MAX_BODY_CHARS = 64 * 1024
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/api/docs", title="MPR job API")
 
 
 class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     filename: str = Field(description="Name of the file to upload; becomes the last part of the key.")
 
 
@@ -53,6 +57,12 @@ def _domain_error(error: MprError) -> Response[dict]:
     if error.http_status >= 500:
         logger.exception("request failed")
     return _error(error.http_status, error.code, error.message)
+
+
+@app.exception_handler(Exception)
+def _unexpected_error(error: Exception) -> Response:
+    logger.exception("request failed")
+    return _error(500, "internal_error", "the service could not complete this request; try again")
 
 
 @app.exception_handler(RequestValidationError)
@@ -125,18 +135,34 @@ def job_callback(job_id: str) -> JobOut:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict, context: LambdaContext) -> dict:
     register_lambda_context(context)
-    refused = refuse_form_body(event)
+    refused = refuse_unreadable_body(event)
     return refused or app.resolve(event, context)
 
 
-def refuse_form_body(event: dict) -> dict | None:
-    """A body sent as a form (curl -d without a content type) is refused with a reason, not misread.
+def refuse_unreadable_body(event: dict) -> dict | None:
+    """A body that is not small, well-formed JSON is answered here, with a reason, not misread.
 
-    NOTE: checked before the resolver because its request validation runs ahead of any middleware.
+    NOTE: checked before the resolver because its request validation runs ahead of any middleware,
+    and a body it cannot decode (bad UTF-8, nesting deep enough to exhaust the parser) ends there as
+    an unhandled error.
     """
-    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
-    if not event.get("body") or "json" in headers.get("content-type", "json").lower():
+    body = event.get("body")
+    if not body:
         return None
-    error = {"error": {"code": "unsupported_media_type",
-                       "message": "send the request body as JSON with Content-Type: application/json"}}
-    return {"statusCode": 415, "headers": {"Content-Type": "application/json"}, "body": json.dumps(error)}
+    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    if "json" not in headers.get("content-type", "json").lower():
+        return _plain_error(415, "unsupported_media_type",
+                            "send the request body as JSON with Content-Type: application/json")
+    if len(body) > MAX_BODY_CHARS:
+        return _plain_error(413, "body_too_large", f"request body must be at most {MAX_BODY_CHARS} bytes")
+    try:
+        raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+        json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return _plain_error(400, "validation_error", "request body is not valid JSON in UTF-8")
+    return None
+
+
+def _plain_error(status: int, code: str, message: str) -> dict:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": body}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from mpr import processing
 from mpr.dispatch import QUEUE, TASK_NAME
@@ -32,6 +33,12 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": 6 * 3600},
     worker_hijack_root_logger=False,
 )
+
+
+@worker_ready.connect
+def _clear_scratch(**_kwargs) -> None:
+    # No task has started yet: any job folder is left over from a worker that was killed.
+    processing.clear_stale_scratch(settings)
 
 
 @functools.cache

@@ -42,9 +42,11 @@ class CeleryDispatcher:
 
     def send(self, job: Job) -> str | None:
         try:
+            # One quick retry only: a broker that is down must not hold the API request; the reaper
+            # resends jobs that could not be handed over as soon as the broker answers again.
             self._app.send_task(TASK_NAME, args=[job.id, job.attempt], queue=QUEUE,
                                 task_id=f"{job.id}-{job.attempt}", retry=True,
-                                retry_policy={"max_retries": 3, "interval_start": 0.2})
+                                retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.1})
         except Exception as error:  # kombu raises many types for a broker that is down
             logger.warning("dispatch failed", extra={"job_id": job.id, "error": str(error)})
             raise DispatchError("the job queue is unavailable; the job stays PENDING and is resent") from None

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 COMMON = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1"]
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p"]
 MAX_OUTPUT_FPS = 60.0
+NONSENSE_FPS = 240.0
 STDERR_TAIL_BYTES = 4000
 KILL_GRACE_SECONDS = 0.5
 
@@ -52,7 +53,12 @@ def _video_options(preset: Preset, info: MediaInfo) -> list[str]:
     if preset.video_maxrate_kbps:
         rate = preset.video_maxrate_kbps
         options += ["-maxrate", f"{rate}k", "-bufsize", f"{rate * 2}k"]
-    if info.video.frame_rate > MAX_OUTPUT_FPS or info.video.frame_rate <= 0:
+    rate = info.video.frame_rate
+    if rate <= 0 or rate > NONSENSE_FPS:
+        # No believable average rate (variable-rate phone video, or a crafted file): keep each frame's
+        # own time. A constant rate would fill every gap with copies: hours of frames from a few.
+        options += ["-fps_mode", "vfr"]
+    elif rate > MAX_OUTPUT_FPS:
         options += ["-fps_mode", "cfr", "-r", str(int(MAX_OUTPUT_FPS))]
     return options
 

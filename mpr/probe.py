@@ -26,6 +26,7 @@ ALLOWED_DEMUXERS = (
 )
 INPUT_GUARD = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS)]
 PROBE_TIMEOUT_SECONDS = 120
+STDERR_LOG_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def parse_probe(payload: dict) -> MediaInfo:
             height=int(s.get("height") or 0),
             pix_fmt=s.get("pix_fmt", "unknown"),
             rotation=_rotation(s),
-            frame_rate=_rate(s.get("avg_frame_rate")) or _rate(s.get("r_frame_rate")),
+            # The average rate; 0 when the container does not know one (0/0), never the timebase guess.
+            frame_rate=_rate(s.get("avg_frame_rate")),
             sample_aspect=_aspect(s.get("sample_aspect_ratio")),
         )
     audio = None
@@ -185,6 +187,13 @@ def probe(ffprobe: str, path: Path) -> MediaInfo:
     completed = run_probe(probe_argv(ffprobe, path))
     stderr = completed.stderr.decode("utf-8", errors="replace")
     if completed.returncode != 0:
+        logger.warning("ffprobe refused the file", extra={"exit_code": completed.returncode,
+                                                          "stderr_tail": stderr[-STDERR_LOG_CHARS:]})
+        if completed.returncode < 0:
+            raise InputError(
+                f"FFmpeg crashed reading the source (signal {-completed.returncode}); this container is not "
+                "supported by this build: convert the file to MP4 and upload it again"
+            )
         raise InputError(explain_probe_failure(stderr))
     try:
         info = parse_probe(json.loads(completed.stdout or b"{}"))
@@ -260,7 +269,7 @@ def check_trim_range(info: MediaInfo, start: float, end: float) -> float:
 
 def check_output(
     info: MediaInfo, path: Path, expected_duration: float, *, needs_video: bool, needs_audio: bool,
-    tolerance: float = 0.1,
+    tolerance: float = 0.1, copied: bool = False,
 ) -> None:
     """Refuse to publish an output that is not what was asked for."""
     if info.size <= 0:
@@ -269,9 +278,11 @@ def check_output(
         video = info.video
         if video is None:
             raise OutputCheckError("FFmpeg produced no video stream; the source may be damaged")
-        if video.codec != "h264" or video.pix_fmt != "yuv420p":
+        allowed = ("yuv420p", "yuvj420p") if copied else ("yuv420p",)
+        if video.codec != "h264" or video.pix_fmt not in allowed:
             raise OutputCheckError(f"output video is {video.codec} {video.pix_fmt}, not H.264 yuv420p")
-        if video.width % 2 or video.height % 2 or video.rotation:
+        # A stream copy keeps the source's rotation flag: the picture is still turned exactly once.
+        if video.width % 2 or video.height % 2 or (video.rotation and not copied):
             raise OutputCheckError("output picture has odd dimensions or a rotation flag")
     if needs_audio and (info.audio is None or info.audio.codec != "aac"):
         raise OutputCheckError("output has no AAC audio although the source has audio")

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mpr.errors import ConflictError, InputError, JobCancelled, JobFailure, MprError, UnauthorizedError
+from mpr.errors import (
+    ConflictError,
+    InputError,
+    JobCancelled,
+    JobFailure,
+    MprError,
+    OutputCheckError,
+    UnauthorizedError,
+)
 from mpr.ffmpeg import Cut, encode_argv, run_ffmpeg, stream_copy_argv
 from mpr.jobs import Job
 from mpr.presets import PRESETS, TRIM_DEFAULT_PRESET, Preset
@@ -38,9 +46,13 @@ logger = logging.getLogger(__name__)
 PROGRESS_PROBED = 3
 PROGRESS_ENCODED = 95
 PROGRESS_VERIFIED = 97
-FAST_TRIM_END_SLACK_FRAMES = 3  # stream copy can only stop on a whole packet, after B-frame reordering
+# A stream copy can only stop on a whole packet, after B-frame reordering.
+FAST_TRIM_END_SLACK_FRAMES = 3
+# What a fast trim may copy: 8-bit 4:2:0, which every browser plays.
+PLAYABLE_PIXEL_FORMATS = ("yuv420p", "yuvj420p")
 
 
+SCRATCH_PREFIX = "mpr-"
 HEARTBEAT_SECONDS = 10.0  # well inside the lease, which the reaper enforces
 
 
@@ -61,6 +73,7 @@ class Plan:
     needs_video: bool
     tolerance: float
     trim_result: dict
+    copied: bool = False
 
 
 def run(reporter: Reporter, storage: MediaStorage, settings: Settings) -> Job | None:
@@ -71,7 +84,7 @@ def run(reporter: Reporter, storage: MediaStorage, settings: Settings) -> Job | 
         logger.info("job not claimable, skipped", extra={"reason": error.message})
         return None
     logger.info("job started", extra={"job_id": job.id, "attempt": job.attempt})
-    scratch = Path(tempfile.mkdtemp(prefix=f"mpr-{job.id}-", dir=settings.scratch_dir))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{job.id}-", dir=settings.scratch_dir))
     try:
         _process(job, scratch, reporter, storage, settings)
     except JobCancelled:
@@ -86,6 +99,17 @@ def run(reporter: Reporter, storage: MediaStorage, settings: Settings) -> Job | 
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return job
+
+
+def clear_stale_scratch(settings: Settings) -> int:
+    """Remove job folders left by a process that was killed mid-job; call only while no job runs here."""
+    folder = Path(settings.scratch_dir or tempfile.gettempdir())
+    stale = [entry for entry in folder.glob(f"{SCRATCH_PREFIX}*") if entry.is_dir()]
+    for entry in stale:
+        shutil.rmtree(entry, ignore_errors=True)
+    if stale:
+        logger.info("stale scratch removed", extra={"folders": len(stale)})
+    return len(stale)
 
 
 def _report_failure(reporter: Reporter, message: str) -> None:
@@ -123,9 +147,18 @@ def _process(job: Job, scratch: Path, reporter: Reporter, storage: MediaStorage,
     run_ffmpeg(plan.argv, plan.expected_seconds,
                lambda fraction: reporter.progress(PROGRESS_PROBED + int(fraction * span)))
 
-    produced = probe(settings.ffprobe, output_path)
-    check_output(produced, output_path, plan.expected_seconds, needs_video=plan.needs_video,
-                 needs_audio=info.audio is not None, tolerance=plan.tolerance)
+    try:
+        produced = probe(settings.ffprobe, output_path)
+        check_output(produced, output_path, plan.expected_seconds, needs_video=plan.needs_video,
+                     needs_audio=info.audio is not None, tolerance=plan.tolerance, copied=plan.copied)
+    except (InputError, OutputCheckError) as error:
+        if job.operation != "trim":
+            raise
+        start, end = plan.trim_result["requested_start"], plan.trim_result["requested_end"]
+        raise OutputCheckError(
+            f"the trim range {start:g}-{end:g} s gave no usable output ({error.message}); the source may "
+            "have no frames in that range: check trim.start and trim.end"
+        ) from None
     result = {**produced.summary(), **plan.trim_result}
     if "actual_start" in result and "actual_end" not in result:
         # A stream copy ends on a whole packet: its real end is where its real start plus its length say.
@@ -158,6 +191,11 @@ def _fast_trim_plan(info, source, output, settings, start, end, trimmed) -> Plan
             f"a fast trim copies the video as it is, and this source's video is {info.video.codec}, not "
             "H.264; use trim mode accurate"
         )
+    if info.video is not None and info.video.pix_fmt not in PLAYABLE_PIXEL_FORMATS:
+        raise InputError(
+            f"a fast trim copies the video as it is, and this source's video is {info.video.pix_fmt} "
+            "(not 8-bit 4:2:0), which browsers cannot play; use trim mode accurate"
+        )
     if info.audio is not None and info.audio.codec != "aac":
         raise InputError(
             f"a fast trim copies the audio as it is, and this source's audio is {info.audio.codec}, not "
@@ -168,7 +206,7 @@ def _fast_trim_plan(info, source, output, settings, start, end, trimmed) -> Plan
     frame = 1.0 / info.video.frame_rate if info.video and info.video.frame_rate else 0.04
     argv = stream_copy_argv(settings.ffmpeg, source, output, info, cut)
     return Plan(argv, cut.duration, info.video is not None, 0.1 + FAST_TRIM_END_SLACK_FRAMES * frame,
-                {**trimmed, "actual_start": round(keyframe, 3)})
+                {**trimmed, "actual_start": round(keyframe, 3)}, copied=True)
 
 
 @contextlib.contextmanager
@@ -213,7 +251,7 @@ def _publish(job: Job, output_path: Path, result: dict, reporter: Reporter, stor
     content_type = "audio/mp4" if destination.key.lower().endswith(".m4a") else "video/mp4"
     started = time.monotonic()
     with heartbeat(reporter, PROGRESS_VERIFIED):
-        storage.upload(output_path, destination, content_type)
+        etag = storage.upload(output_path, destination, content_type)
     logger.info("output uploaded", extra={"job_id": job.id, "bytes": result.get("size"),
                                           "seconds": round(time.monotonic() - started, 3)})
     try:
@@ -221,7 +259,7 @@ def _publish(job: Job, output_path: Path, result: dict, reporter: Reporter, stor
     except ConflictError as error:
         current = error.current
         if current is None or current.attempt == job.attempt:
-            storage.delete(destination)
+            storage.delete(destination, etag=etag)
         logger.info("output withdrawn: job moved on", extra={"job_id": job.id, "reason": error.message})
         raise JobCancelled(error.message) from None
     logger.info("job completed", extra={"job_id": job.id, "attempt": job.attempt})

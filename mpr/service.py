@@ -23,7 +23,7 @@ from mpr.errors import (
 )
 from mpr.jobs import Job, JobStatus
 from mpr.settings import Settings
-from mpr.specs import CreateJobRequest, S3Location, default_output, parse_s3_uri
+from mpr.specs import CreateJobRequest, S3Location, default_output, has_control_characters, parse_s3_uri
 from mpr.storage import MediaStorage
 from mpr.store import MAX_PAGE, JobStore
 
@@ -31,7 +31,10 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 RESEND_PENDING_AFTER_SECONDS = 600
-MAX_FILENAME_CHARS = 255
+# A job not yet marked as handed over may still be inside its create call; give that a moment.
+NEVER_SENT_GRACE_SECONDS = 10
+MAX_FILENAME_BYTES = 255
+OUTPUTS_PREFIX = "outputs/"
 
 
 class JobService:
@@ -86,6 +89,11 @@ class JobService:
         job_id = str(ULID())
         if request.output:
             output = self._owned(parse_s3_uri(request.output, "output"), "output")
+            if not output.key.startswith(OUTPUTS_PREFIX) or output == source:
+                raise ValidationError(
+                    "output", f"output must be under s3://{self.settings.media_bucket}/{OUTPUTS_PREFIX} and "
+                    "must not be the job's source, so that a job never overwrites an upload",
+                )
         else:
             output = default_output(self.settings.media_bucket, job_id, source.key, request.output_extension)
         job = Job(
@@ -180,9 +188,8 @@ class JobService:
                 except ConflictError:
                     pass
         for job in self.store.in_status(JobStatus.PENDING):
-            if (job.dispatched_at or 0) < now - RESEND_PENDING_AFTER_SECONDS:
-                self._dispatch(job)
-                resent += 1
+            if _needs_resend(job, now):
+                resent += self._dispatch(job)
         return {"failed": failed, "resent": resent}
 
     # -- internals ---------------------------------------------------------------------------------
@@ -195,7 +202,8 @@ class JobService:
             )
         return location
 
-    def _dispatch(self, job: Job) -> None:
+    def _dispatch(self, job: Job) -> bool:
+        """Hand the job's attempt to the executor; False when it could not be handed over now."""
         try:
             execution = self.dispatcher.send(job)
         except ExecutionEndedError as error:
@@ -205,23 +213,35 @@ class JobService:
                 self.on_change(self.store.fail(job.id, job.attempt, error.message))
             except ConflictError:
                 pass  # it started after all, or was cancelled: nothing to end
-            return
+            return False
         except DispatchError as error:
             # NOTE: the job is already stored PENDING; the reaper resends it, so nothing is lost.
             logger.warning("job left pending", extra={"job_id": job.id, "reason": error.message})
-            return
+            return False
         self.store.mark_dispatched(job.id, job.attempt, execution)
+        return True
 
 
 def _safe_filename(filename: object) -> str:
     if not isinstance(filename, str) or not filename.strip():
         raise ValidationError("filename", "filename must be a non-empty string")
     name = filename.strip()
-    if "/" in name or "\\" in name or name in (".", "..") or any(ord(ch) < 32 for ch in name):
+    if "/" in name or "\\" in name or name in (".", ".."):
         raise ValidationError("filename", "filename must be a plain file name, without folders")
-    if len(name) > MAX_FILENAME_CHARS:
-        raise ValidationError("filename", f"filename must be at most {MAX_FILENAME_CHARS} characters")
+    if has_control_characters(name):
+        raise ValidationError("filename", "filename must not contain control or text-direction characters")
+    if len(name.encode()) > MAX_FILENAME_BYTES:
+        raise ValidationError("filename", f"filename must be at most {MAX_FILENAME_BYTES} bytes in UTF-8")
     return name
+
+
+def _needs_resend(job: Job, now: float) -> bool:
+    """A PENDING job whose hand-over failed (resent at once, once the executor answers again), or
+    whose hand-over succeeded long ago without the job starting (the message or execution was lost)."""
+    if job.dispatched_at is None:
+        created = job.created_at.timestamp() if job.created_at else 0.0
+        return created < now - NEVER_SENT_GRACE_SECONDS
+    return job.dispatched_at < now - RESEND_PENDING_AFTER_SECONDS
 
 
 def _repeated(job: Job | None, report: CallbackReport) -> bool:

@@ -5,8 +5,8 @@ A user's words end here as typed values; nothing in a request is ever passed to 
 
 from __future__ import annotations
 
-import math
 import posixpath
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,28 +39,29 @@ def parse_s3_uri(value: str, field: str) -> S3Location:
     bucket, _, key = value[len("s3://"):].partition("/")
     if not bucket or not key or key.endswith("/"):
         raise ValidationError(field, f"{field} must name an object: s3://bucket/key")
-    if len(key.encode()) > MAX_KEY_BYTES or any(ord(ch) < 32 for ch in key):
+    if len(key.encode()) > MAX_KEY_BYTES or has_control_characters(key):
         raise ValidationError(field, f"{field} key is too long or has control characters")
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        raise ValidationError(field, f"{field} key must not have empty, '.' or '..' path segments")
     return S3Location(bucket, key)
+
+
+def has_control_characters(text: str) -> bool:
+    """Control, format (such as right-to-left overrides) and line/paragraph separator characters."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 
 class TrimSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    start: float = Field(ge=0, description="Start of the kept range, in seconds from the start of the source.")
-    end: float = Field(gt=0, description="End of the kept range, in seconds.")
+    start: float = Field(ge=0, allow_inf_nan=False,
+                         description="Start of the kept range, in seconds from the start of the source.")
+    end: float = Field(gt=0, allow_inf_nan=False, description="End of the kept range, in seconds.")
     mode: Literal["accurate", "fast"] = Field(
         default="accurate",
         description="accurate re-encodes and cuts within a frame; fast copies streams from the keyframe "
         "at or before start and reports that keyframe in result.actual_start.",
     )
-
-    @field_validator("start", "end")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number of seconds")
-        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> TrimSpec:
@@ -143,6 +144,8 @@ def validation_message(errors: list[dict]) -> tuple[str, str]:
     message = message.removeprefix("Value error, ")
     if first.get("type") == "json_invalid":
         return "body", "request body is not valid JSON"
+    if not field and first.get("type") == "missing":
+        return "body", "request body is required"
     if not field and first.get("type") in ("model_type", "dict_type", "model_attributes_type"):
         return "body", "request body must be a JSON object"
     if first.get("type") == "extra_forbidden":

@@ -58,14 +58,23 @@ class MediaStorage:
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"could not download source {location.uri} ({_code(error)})") from None
 
-    def upload(self, path: Path, location: S3Location, content_type: str) -> None:
+    def upload(self, path: Path, location: S3Location, content_type: str) -> str:
+        """Upload a file (multipart when large); returns the stored object's ETag."""
         try:
             self._client.upload_file(str(path), location.bucket, location.key, Config=TRANSFER,
                                      ExtraArgs={"ContentType": content_type})
+            return self._client.head_object(Bucket=location.bucket, Key=location.key)["ETag"]
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"could not upload output {location.uri} ({_code(error)})") from None
 
-    def delete(self, location: S3Location) -> None:
+    def delete(self, location: S3Location, etag: str | None = None) -> None:
+        """Delete an object; with `etag`, only if it is still that version (not another job's since)."""
+        if etag is not None:
+            try:
+                if self._client.head_object(Bucket=location.bucket, Key=location.key)["ETag"] != etag:
+                    return
+            except ClientError:
+                return
         self._client.delete_object(Bucket=location.bucket, Key=location.key)
 
     def exists(self, location: S3Location) -> bool:

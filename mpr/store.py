@@ -12,7 +12,7 @@ import logging
 import time
 
 from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, PutError, QueryError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 # transcoding service creates; a busier deployment would shard list_pk by day.
 LIST_PARTITION = "JOB"
 MAX_PAGE = 100
+PAGE_KEY_ATTRIBUTES = {"id", "created_key", "list_pk", "status"}
 
 
 class ByStatus(GlobalSecondaryIndex):
@@ -154,9 +155,17 @@ def decode_token(token: str | None) -> dict | None:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
     except (ValueError, binascii.Error):
         raise ValidationError("next_token", "next_token is not a token this API returned") from None
-    if not isinstance(key, dict) or "id" not in key:
+    if not _is_page_key(key):
         raise ValidationError("next_token", "next_token is not a token this API returned")
     return key
+
+
+def _is_page_key(key: object) -> bool:
+    """A page key as DynamoDB hands it out: a few known string attributes in wire form."""
+    if not isinstance(key, dict) or "id" not in key or not set(key) <= PAGE_KEY_ATTRIBUTES:
+        return False
+    return all(isinstance(value, dict) and list(value) == ["S"] and isinstance(value["S"], str)
+               for value in key.values())
 
 
 class JobStore:
@@ -169,7 +178,6 @@ class JobStore:
             job.id, status=job.status.value, operation=job.operation, source=job.source, output=job.output,
             preset=job.preset, trim=job.trim, progress=0, attempt=job.attempt, executor=job.executor,
             created_at=iso(job.created_at), updated_at=iso(job.updated_at), created_key=job.id,
-            dispatched_at=time.time(),
         )
         try:
             record.save(condition=JobRecord.id.does_not_exist())
@@ -256,7 +264,7 @@ class JobStore:
             JobRecord.status.set(JobStatus.PENDING.value), JobRecord.attempt.add(1),
             JobRecord.progress.set(0), JobRecord.error.remove(), JobRecord.result.remove(),
             JobRecord.started_at.remove(), JobRecord.finished_at.remove(),
-            JobRecord.execution_arn.remove(), JobRecord.runner.remove(), JobRecord.dispatched_at.set(time.time()),
+            JobRecord.execution_arn.remove(), JobRecord.runner.remove(), JobRecord.dispatched_at.remove(),
         ], JobRecord.status == JobStatus.FAILED.value, "retry")
 
     def mark_dispatched(self, job_id: str, attempt: int, execution_arn: str | None = None) -> None:
@@ -291,7 +299,12 @@ class JobStore:
         else:
             results = JobRecord.by_status.query(status.value, scan_index_forward=False, limit=limit,
                                                 page_size=limit, last_evaluated_key=start)
-        jobs = [to_job(record) for record in results]
+        try:
+            jobs = [to_job(record) for record in results]
+        except QueryError as error:
+            if start is not None and getattr(error, "cause_response_code", "") == "ValidationException":
+                raise ValidationError("next_token", "next_token is not a token this API returned") from None
+            raise
         return jobs, encode_token(results.last_evaluated_key) if len(jobs) == limit else None
 
     def in_status(self, status: JobStatus, limit: int = MAX_PAGE) -> list[Job]:

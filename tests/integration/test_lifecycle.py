@@ -65,6 +65,8 @@ def stored_job(store: JobStore, settings, status=JobStatus.PENDING) -> Job:
               source=f"s3://{settings.media_bucket}/uploads/none.mp4",
               output=f"s3://{settings.media_bucket}/outputs/{job_id}/none.mp4")
     store.create(job)
+    # As if handed to an executor that has not picked it up yet: the reaper leaves it alone.
+    store.mark_dispatched(job_id, 1)
     if status is JobStatus.PROCESSING:
         store.claim(job_id, 1)
     return store.get(job_id)

@@ -31,10 +31,11 @@ class FolderStorage:
     def download(self, location, path: Path) -> None:
         shutil.copyfile(MEDIA / Path(location.key).name, path)
 
-    def upload(self, path, location, content_type) -> None:
+    def upload(self, path, location, content_type) -> str:
         self.uploaded.append(location.key)
+        return f"etag-{len(self.uploaded)}"
 
-    def delete(self, location) -> None:
+    def delete(self, location, etag=None) -> None:
         self.uploaded.remove(location.key)
 
 
@@ -114,3 +115,12 @@ def test_lost_race_at_completion_withdraws_the_output(settings):
     processing.run(CancelledAtTheEnd(job_for("normal_h264_aac.mp4")), storage, settings)
 
     assert storage.uploaded == []
+
+
+def test_stale_scratch_of_a_killed_job_is_cleared_but_nothing_else(settings, tmp_path):
+    (tmp_path / "mpr-01DEAD-abc").mkdir()
+    (tmp_path / "mpr-01DEAD-abc" / "source").write_bytes(b"x" * 10)
+    (tmp_path / "not-ours").mkdir()
+
+    assert processing.clear_stale_scratch(settings) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["not-ours"]

@@ -74,10 +74,18 @@ def test_fast_trim_copies_streams():
     assert option(argv, "-ss") == "4.000"
 
 
-def test_absurd_frame_rate_is_capped():
-    argv = encode_argv("ffmpeg", SRC, OUT, PRESETS["mp4-480p"], media(fps=90000.0))
+def test_high_frame_rate_is_capped_at_60():
+    argv = encode_argv("ffmpeg", SRC, OUT, PRESETS["mp4-480p"], media(fps=120.0))
 
-    assert option(argv, "-r") == "60"
+    assert option(argv, "-r") == "60" and option(argv, "-fps_mode") == "cfr"
+
+
+def test_unknown_or_absurd_frame_rate_keeps_frame_times_instead_of_filling_gaps():
+    # A 2-frame file claiming 10 hours must not become 2 million encoded frames.
+    for fps in (0.0, 90000.0):
+        argv = encode_argv("ffmpeg", SRC, OUT, PRESETS["mp4-480p"], media(fps=fps))
+
+        assert option(argv, "-fps_mode") == "vfr" and "-r" not in argv
 
 
 def test_high_sample_rate_is_resampled():
