@@ -148,11 +148,16 @@ def served_schema() -> GraphQLSchema:
 
 # ---- running one request
 
+MAX_ROOT_FIELDS = 10
+MAX_QUERY_CHARS = 16 * 1024
+
 
 def prepare(payload: dict) -> tuple[DocumentNode, OperationDefinitionNode] | list[GraphQLError]:
     query, variables = payload.get("query"), payload.get("variables")
     if not isinstance(query, str) or not isinstance(variables, dict | None):
         return [GraphQLError("the request needs query as a string, variables as an object or null")]
+    if len(query) > MAX_QUERY_CHARS:
+        return [GraphQLError(f"query must be at most {MAX_QUERY_CHARS} characters")]
     try:
         document = parse(query)
     except GraphQLError as error:
@@ -163,6 +168,10 @@ def prepare(payload: dict) -> tuple[DocumentNode, OperationDefinitionNode] | lis
     operation = get_operation_ast(document, payload.get("operationName"))
     if operation is None:
         return [GraphQLError("operationName must name one operation of the document")]
+    if len(operation.selection_set.selections) > MAX_ROOT_FIELDS:
+        # NOTE: each root field is one handler call, and calls are serialized like a Lambda's; a
+        # request of hundreds of aliases would hold every other client up.
+        return [GraphQLError(f"a request may ask for at most {MAX_ROOT_FIELDS} root fields (aliases count)")]
     return document, operation
 
 

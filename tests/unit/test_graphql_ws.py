@@ -230,3 +230,19 @@ def test_no_init_in_time_closes_4408(client, monkeypatch):
 
     with client.websocket_connect("/graphql", subprotocols=PROTOCOL) as session:
         assert closing_code(session) == 4408
+
+
+def test_a_request_of_hundreds_of_aliases_is_refused_before_it_runs():
+    # Given one request asking for the job list 400 times under aliases
+    query = "{ " + " ".join(f"a{i}: jobs(limit: 100) {{ nextToken }}" for i in range(400)) + " }"
+
+    # When it is prepared / Then it is refused without a single handler call
+    prepared = graphql_server.prepare({"query": query})
+
+    assert isinstance(prepared, list) and "at most 10 root fields" in prepared[0].message
+
+
+def test_an_oversized_query_is_refused():
+    prepared = graphql_server.prepare({"query": "{ jobs { nextToken } }" + " " * 20_000})
+
+    assert isinstance(prepared, list) and "at most" in prepared[0].message
