@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 from ulid import ULID
 
+from mpr.jobs import Job, JobStatus
 from mpr.settings import Settings
 from mpr.storage import s3_client
+from mpr.store import JobStore
 
 MEDIA = Path(__file__).resolve().parents[2] / "media"
 FINAL = {"COMPLETED", "FAILED", "CANCELLED"}
@@ -102,3 +104,31 @@ def gray_frame(settings: Settings, path: Path, seconds: float, accurate_input_se
 
 def mean_abs_diff(a: bytes, b: bytes) -> float:
     return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def ffmpeg_pids_for(job_id: str) -> list[int]:
+    """Processes whose command line names this job's scratch folder."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if f"mpr-{job_id}-".encode() in cmdline and b"ffmpeg" in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def stored_job(store: JobStore, settings, status=JobStatus.PENDING) -> Job:
+    """A job written straight to the table, with no worker told about it."""
+    job_id = str(ULID())
+    job = Job(id=job_id, status=JobStatus.PENDING, operation="transcode", preset="mp4-480p",
+              source=f"s3://{settings.media_bucket}/uploads/none.mp4",
+              output=f"s3://{settings.media_bucket}/outputs/{job_id}/none.mp4")
+    store.create(job)
+    # As if handed to an executor that has not picked it up yet: the reaper leaves it alone.
+    store.mark_dispatched(job_id, 1)
+    if status is JobStatus.PROCESSING:
+        store.claim(job_id, 1)
+    return store.get(job_id)

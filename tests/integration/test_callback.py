@@ -14,7 +14,7 @@ import pytest
 from mpr.callback import HEADER_SIGNATURE, attempt_token, report_body, signed_headers
 from mpr.jobs import Job, JobStatus
 from mpr.store import JobStore
-from tests.integration.test_lifecycle import stored_job
+from tests.integration.support import stored_job
 
 pytestmark = pytest.mark.integration
 

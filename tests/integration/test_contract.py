@@ -23,8 +23,7 @@ from ulid import ULID
 
 from local.stack import STATE_MACHINE_ARN, Stack, free_ports
 from mpr.settings import LocalStackSettings, Settings
-from tests.integration.support import MEDIA, Api, ffprobe, stream
-from tests.integration.test_lifecycle import ffmpeg_pids_for
+from tests.integration.support import MEDIA, Api, ffmpeg_pids_for, ffprobe, stream
 
 pytestmark = pytest.mark.integration
 
