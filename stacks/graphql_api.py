@@ -33,7 +33,7 @@ from constructs import Construct
 from mpr.settings import ENV_GRAPHQL_URL
 from stacks import nag
 from stacks.config import MprConfig
-from stacks.lambda_basics import build_lambda_basics
+from stacks.lambda_basics import build_lambda_basics, python_function
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "mpr" / "schema.graphql"
 RESOLVER_HANDLER = "functions.graphql.handler"
@@ -242,21 +242,17 @@ class GraphqlApi(Construct):
     ) -> tuple[lambda_.Function, iam.Role]:
         scope = Construct(self, "Resolver")
         basics = build_lambda_basics(scope, config=self._config, name="graphql")
-        function = lambda_.Function(
+        function = python_function(
             scope,
             "Function",
             description="MPR GraphQL API (Powertools AppSyncResolver)",
-            # NOTE: the REST Lambda's runtime and architecture: both run one package of wheels.
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.X86_64,
             handler=RESOLVER_HANDLER,
             code=code,
-            memory_size=self._config.api_memory_mb,
+            memory_mb=self._config.api_memory_mb,
             timeout=Duration.seconds(self._config.api_timeout_seconds),
             role=basics.role,
             log_group=basics.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            environment=dict(environment),
+            environment=environment,
         )
         return function, basics.role
 
@@ -288,19 +284,16 @@ class GraphqlApi(Construct):
     ) -> tuple[lambda_.Function, iam.Role]:
         scope = Construct(self, "Stream")
         basics = build_lambda_basics(scope, config=self._config, name="job-stream")
-        function = lambda_.Function(
+        function = python_function(
             scope,
             "Function",
             description="MPR: publishes each job change to AppSync for onJobUpdated",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.X86_64,
             handler=STREAM_HANDLER,
             code=code,
-            memory_size=STREAM_MEMORY_MB,
+            memory_mb=STREAM_MEMORY_MB,
             timeout=STREAM_TIMEOUT,
             role=basics.role,
             log_group=basics.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
             environment={
                 ENV_GRAPHQL_URL: self.api.graphql_url,
                 "POWERTOOLS_SERVICE_NAME": self._config.prefix,

@@ -28,7 +28,7 @@ from constructs import Construct
 from stacks import nag
 from stacks.config import MprConfig
 from stacks.job_tables import BY_STATUS_INDEX
-from stacks.lambda_basics import build_lambda_basics, suppress_xray_wildcard
+from stacks.lambda_basics import build_lambda_basics, python_function, suppress_xray_wildcard
 
 REAPER_HANDLER = "functions.reaper.handler"
 REAPER_MEMORY_MB = 256
@@ -74,24 +74,20 @@ class Reaper(Construct):
     def _build_function(
         self, code: lambda_.Code, environment: Mapping[str, str]
     ) -> lambda_.Function:
-        return lambda_.Function(
+        return python_function(
             self,
             "Function",
             description="MPR reaper: fails jobs whose lease expired, resends lost dispatches",
-            # NOTE: the REST Lambda's runtime and architecture: both run one package of wheels.
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            architecture=lambda_.Architecture.X86_64,
             handler=REAPER_HANDLER,
             code=code,
-            memory_size=REAPER_MEMORY_MB,
+            memory_mb=REAPER_MEMORY_MB,
             timeout=REAPER_TIMEOUT,
+            role=self.role,
+            log_group=self.log_group,
+            environment=environment,
             # The next scheduled run is the retry; Lambda's own async retries would only repeat
             # a failing run within the same minutes.
             retry_attempts=0,
-            role=self.role,
-            log_group=self.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            environment=dict(environment),
         )
 
     def _grant(

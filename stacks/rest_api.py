@@ -28,7 +28,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.config import MprConfig
-from stacks.lambda_basics import build_lambda_basics, suppress_xray_wildcard
+from stacks.lambda_basics import build_lambda_basics, python_function, suppress_xray_wildcard
 
 API_HANDLER = "functions.api.handler"
 API_ROOT_PATH = "api"
@@ -128,23 +128,17 @@ class RestApi(Construct):
 
     def _build_function(self) -> lambda_.Function:
         config = self._config
-        return lambda_.Function(
+        return python_function(
             self,
             "Function",
             description="MPR REST API (Powertools APIGatewayRestResolver)",
-            # NOTE: 3.12 on purpose, not the newest runtime: the FFmpeg image is built on
-            # public.ecr.aws/lambda/python:3.12 and both Lambdas share mpr/ and the same pins.
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            # x86_64 because `make lambda-package` fetches manylinux x86_64 wheels (pydantic-core).
-            architecture=lambda_.Architecture.X86_64,
             handler=API_HANDLER,
             code=self.code,
-            memory_size=config.api_memory_mb,
+            memory_mb=config.api_memory_mb,
             timeout=Duration.seconds(config.api_timeout_seconds),
             role=self.role,
             log_group=self.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            environment=dict(self.environment),
+            environment=self.environment,
         )
 
     def grant_service(self, role: iam.Role) -> None:

@@ -1,4 +1,4 @@
-"""The two Lambdas, their log groups, the REST API, and what their code assets contain."""
+"""The Lambdas, their log groups, the REST API, and what their code assets contain."""
 
 from __future__ import annotations
 
