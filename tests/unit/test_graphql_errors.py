@@ -9,21 +9,12 @@ import functions.graphql
 from local import appsync
 from local.gateway import LocalContext
 from mpr.errors import ConflictError, DispatchError, MprError, NotFoundError, ValidationError
-from tests.unit.graphql_support import FakeJobService, install_service, local_client, post
+from tests.unit.graphql_support import post
 
 CREATE = "mutation($input: CreateJobInput!) { createJob(input: $input) { id status } }"
 SOURCE = "s3://mpr-media/uploads/a/clip.mp4"
 
 
-@pytest.fixture
-def service(monkeypatch) -> FakeJobService:
-    return install_service(monkeypatch)
-
-
-@pytest.fixture
-def client(service):
-    with local_client() as test_client:
-        yield test_client
 
 
 def lambda_event(parent: str, field: str, arguments: dict) -> dict:

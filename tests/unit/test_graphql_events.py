@@ -7,7 +7,7 @@ from graphql import parse
 
 import functions.graphql
 from local import appsync
-from tests.unit.graphql_support import FakeJobService, install_service, local_client, post
+from tests.unit.graphql_support import post
 
 JOB_QUERY = """
 query One($id: ID!) {
@@ -17,15 +17,6 @@ fragment Timing on Job { createdAt updatedAt }
 """
 
 
-@pytest.fixture
-def service(monkeypatch) -> FakeJobService:
-    return install_service(monkeypatch)
-
-
-@pytest.fixture
-def client(service):
-    with local_client() as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from local import appsync, graphql_server
 from mpr.jobs import JobStatus
-from tests.unit.graphql_support import FakeJobService, install_service, local_client, make_job
+from tests.unit.graphql_support import FakeJobService, install_service, make_job
 
 PROTOCOL = ["graphql-transport-ws"]
 WATCH = "subscription($id: ID!) { onJobUpdated(id: $id) { id status progress attempt } }"
@@ -47,10 +47,6 @@ def service(monkeypatch) -> FakeJobService:
     return fake
 
 
-@pytest.fixture
-def client(service):
-    with local_client() as test_client:
-        yield test_client
 
 
 def running(progress: int, status: JobStatus = JobStatus.PROCESSING, attempt: int = 1) -> dict:
